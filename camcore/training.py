@@ -1,0 +1,175 @@
+"""Fine-tuning that is fast on a CPU, and ``load_or_train`` so any notebook can run on its own.
+
+The recipe exploits the frozen layers. The backbone below ``frozen_until`` never changes, so its
+activations are computed once per image (and once for the mirror image, the only augmentation),
+then only the top block and the classifier head are trained on them, for several epochs, at a
+fraction of the cost of full forward passes. The trained layers are the model's own layers, so
+the result is an ordinary Keras classifier, saved as ``.keras``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from camcore.backbones import get_backbone
+from camcore.cache import cache_dir
+from camcore.data import load_split
+from camcore.model_split import split_model
+from camcore.models import INPUT_SIZE, build_classifier
+
+
+@dataclass
+class Recipe:
+    """Everything that determines the fine-tuned model (it names the cached file)."""
+
+    backbone: str = "efficientnet_lite0"
+    frozen_until: str | None = None  # default: the backbone's recipe (below its top block)
+    input_size: int = INPUT_SIZE
+    epochs: int = 6
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    flip: bool = True
+    per_class: int | None = None  # train on a stratified subset (quick runs); None = all
+    seed: int = 0
+
+    def key(self) -> str:
+        parts = [self.backbone, self.frozen_until or "top", str(self.input_size), f"e{self.epochs}", f"lr{self.learning_rate:g}",
+                 f"ls{self.label_smoothing:g}", f"wd{self.weight_decay:g}", f"b{self.batch_size}",
+                 "flip" if self.flip else "noflip", f"n{self.per_class or 'all'}", f"s{self.seed}"]
+        return "-".join(parts)
+
+
+@dataclass
+class TrainingReport:
+    recipe: dict
+    history: dict = field(default_factory=dict)  # per-epoch loss and accuracy (train, test)
+    test_accuracy: float = float("nan")
+    train_images: int = 0
+    test_images: int = 0
+    seconds: dict = field(default_factory=dict)  # wall time per stage
+
+
+def _frozen_features(split, images: np.ndarray, flip: bool, batch_size: int = 64,
+                     label: str = "") -> np.ndarray:
+    """The frozen part's activations for every image (and its mirror image), with progress."""
+    run = tf.function(lambda x: split.features(x), reduce_retracing=True)
+    views = [images, None] if flip else [images]
+    out = None
+    bar = keras.utils.Progbar(len(images) * len(views), unit_name=f"{label} image")
+    for v, view in enumerate(views):
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size].astype(np.float32)
+            if view is None:
+                batch = batch[:, :, ::-1]
+            a = run(tf.constant(batch)).numpy()
+            if out is None:
+                out = np.empty((len(views), len(images), *a.shape[1:]), np.float16)
+            out[v, start:start + len(batch)] = a
+            bar.add(len(batch))
+    return out
+
+
+def _top_model(split) -> keras.Model:
+    """The trainable part as one Keras model: frozen activations -> logits."""
+    inputs = keras.Input(split.feature_parts[-1].outputs[0].shape[1:], name="frozen_features")
+    return keras.Model(inputs, split.head(inputs), name="top")
+
+
+def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
+    """Fine-tune a classifier with ``recipe``; return ``(model, TrainingReport)``.
+
+    Trains the top block and the head (the backbone's batch-norm statistics stay frozen) with
+    AdamW and a cosine learning-rate decay on cached activations of the frozen layers.
+    """
+    recipe = recipe or Recipe()
+    keras.utils.set_random_seed(recipe.seed)
+    spec = get_backbone(recipe.backbone)
+    report = TrainingReport(recipe=asdict(recipe))
+    clock = time.perf_counter()
+
+    train = load_split("train", recipe.input_size, per_class=recipe.per_class, seed=recipe.seed,
+                       data_dir=data_dir)
+    test = load_split("test", recipe.input_size, data_dir=data_dir)
+    report.train_images, report.test_images = len(train), len(test)
+    report.seconds["load images"] = time.perf_counter() - clock
+
+    model = build_classifier(recipe.backbone, input_size=recipe.input_size, seed=recipe.seed)
+    split = split_model(model, f"{recipe.backbone}/{recipe.frozen_until or spec.frozen_until}")
+    start = time.perf_counter()
+    train_features = _frozen_features(split, train.images, recipe.flip, label="train")
+    test_features = _frozen_features(split, test.images, False, label="test")[0]
+    report.seconds["frozen activations"] = time.perf_counter() - start
+
+    top = _top_model(split)
+    for layer in top.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    for layer in split.feature_parts[-1].layers:
+        layer.trainable = False
+    steps = recipe.epochs * -(-len(train) // recipe.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
+    top.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                  label_smoothing=recipe.label_smoothing),
+        metrics=["accuracy"],
+    )
+    start = time.perf_counter()
+    rng = np.random.default_rng(recipe.seed)
+    onehot = np.eye(len(model.outputs[0].shape) and model.outputs[0].shape[-1], dtype=np.float32)
+    history = {"loss": [], "accuracy": [], "test_accuracy": []}
+    for epoch in range(recipe.epochs):
+        view = rng.integers(0, len(train_features), len(train))  # random mirror per image
+        x = train_features[view, np.arange(len(train))]
+        fit = top.fit(x, onehot[train.labels], batch_size=recipe.batch_size, epochs=1,
+                      shuffle=True, verbose=0)
+        test_pred = top.predict(test_features, batch_size=256, verbose=0).argmax(axis=1)
+        history["loss"].append(float(fit.history["loss"][0]))
+        history["accuracy"].append(float(fit.history["accuracy"][0]))
+        history["test_accuracy"].append(float((test_pred == test.labels).mean()))
+        if verbose:
+            print(f"epoch {epoch + 1}/{recipe.epochs}: loss {history['loss'][-1]:.4f}, "
+                  f"train accuracy {history['accuracy'][-1]:.4f}, "
+                  f"test accuracy {history['test_accuracy'][-1]:.4f}", flush=True)
+    report.seconds["training"] = time.perf_counter() - start
+    report.history = history
+    report.test_accuracy = history["test_accuracy"][-1]
+    report.seconds["total"] = time.perf_counter() - clock
+    for layer in model.layers:
+        layer.trainable = True
+    return model, report
+
+
+def model_path(recipe: Recipe) -> Path:
+    return cache_dir("models") / f"{recipe.key()}.keras"
+
+
+def load_or_train(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
+    """The fine-tuned classifier for ``recipe``: loaded from the cache, else trained and saved.
+
+    Returns ``(model, report)``; the report (accuracy, history, timings) is saved beside the model.
+    """
+    recipe = recipe or Recipe()
+    path = model_path(recipe)
+    report_path = path.with_suffix(".json")
+    if path.exists() and report_path.exists():
+        if verbose:
+            print(f"Loading the fine-tuned model from {path}")
+        model = keras.saving.load_model(path)
+        report = TrainingReport(**json.loads(report_path.read_text()))
+        return model, report
+    model, report = fine_tune(recipe, data_dir=data_dir, verbose=verbose)
+    model.save(path)
+    report_path.write_text(json.dumps(asdict(report), indent=1))
+    if verbose:
+        print(f"Saved the fine-tuned model to {path}")
+    return model, report
