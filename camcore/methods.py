@@ -73,7 +73,7 @@ def _check_classes(classes, logits: np.ndarray) -> np.ndarray:
     return out
 
 
-def normalize_maps(maps: np.ndarray, method: str = "", classes=None) -> np.ndarray:
+def normalize_maps(maps: np.ndarray, method: str = "", classes=None, warn: bool = True) -> np.ndarray:
     """Min-max normalise each map to [0, 1]: (M - min M) / (max M - min M).
 
     A map with no range (all zeros after the ReLU, or constant) becomes zeros, with an
@@ -85,7 +85,7 @@ def normalize_maps(maps: np.ndarray, method: str = "", classes=None) -> np.ndarr
     span = high - low
     flat = span <= 1e-12 * np.maximum(1.0, np.abs(high))
     out = np.where(flat, 0.0, (maps - low) / np.where(flat, 1.0, span))
-    if flat.any():
+    if warn and flat.any():
         idx = np.flatnonzero(flat.reshape(len(maps)))
         which = "" if classes is None else f" (classes {np.asarray(classes)[idx][:10].tolist()})"
         warnings.warn(
@@ -104,8 +104,7 @@ def upsample(maps: np.ndarray, size) -> np.ndarray:
 def _result(method, split, weighted_sum, images, classes, logits, weights):
     """ReLU, normalise, upsample, and package."""
     maps = normalize_maps(np.maximum(weighted_sum, 0.0), method, classes)
-    heatmaps = normalize_maps(upsample(maps, images.shape[1:3]), method) if maps.any() else \
-        np.zeros(images.shape[:3], np.float32)
+    heatmaps = normalize_maps(upsample(maps, images.shape[1:3]), warn=False)  # warned above
     probs = tf.nn.softmax(logits).numpy()
     return CamResult(method, split.layer, maps, heatmaps, classes,
                      probs[np.arange(len(classes)), classes], np.asarray(weights, np.float32))

@@ -42,9 +42,10 @@ def feature_layers(model: keras.Model, prefix: str = "") -> list[str]:
 def last_feature_layer(model: keras.Model) -> str:
     """The last 4-D activation before pooling: the last 4-D layer, descending into nested models."""
     for layer in reversed(model.layers):
-        if _output_rank(layer) == 4 and not isinstance(layer, keras.layers.InputLayer):
-            if _is_model(layer):
+        if _is_model(layer):  # a nested backbone, or a whole classifier wrapped in a model
+            if any(_output_rank(l) == 4 for l in layer.layers):
                 return f"{layer.name}/{last_feature_layer(layer)}"
+        elif _output_rank(layer) == 4 and not isinstance(layer, keras.layers.InputLayer):
             return layer.name
     raise ValueError(f"model {model.name!r} has no layer with a 4-D (batch, h, w, channels) output")
 
@@ -188,6 +189,7 @@ def _split(model, layer):
     path = "/".join(l.name for l in chain)
     feature_parts, head_parts, head_layers = [], [], []
     final_dense = None
+    logits_pending = True  # the logits are in the outermost model whose output is not passed on
     parent = model
     for level, inner in enumerate(chain):
         if level == len(chain) - 1:  # the target layer itself
@@ -196,8 +198,9 @@ def _split(model, layer):
         else:  # a nested model on the way down: features run up to its input
             feature_parts.append(keras.Model(parent.inputs, _graph_tensor(parent, inner, output=False)))
             start = _graph_tensor(parent, inner, output=True)
-        if level == 0:
+        if logits_pending:
             end, final_dense = _logits_tensor(parent)
+            logits_pending = start is end and final_dense is None
         else:
             end = parent.outputs[0]
         if start is not end:

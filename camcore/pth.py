@@ -86,5 +86,5 @@ def read_legacy_pth(path: str | Path) -> dict[str, np.ndarray]:
         view = np.lib.stride_tricks.as_strided(
             storage.data[offset:], shape=size, strides=[s * itemsize for s in stride]
         )
-        arrays[name] = np.ascontiguousarray(view)
+        arrays[name] = np.array(view, order="C", copy=True)  # keeps 0-d tensors 0-d; writeable
     return arrays

@@ -78,6 +78,14 @@ def _frozen_features(split, images: np.ndarray, flip: bool, batch_size: int = 64
     return out
 
 
+def _all_layers(models):
+    for model in models:
+        for layer in model.layers:
+            yield layer
+            if isinstance(layer, keras.Model):
+                yield from _all_layers([layer])
+
+
 def _top_model(split) -> keras.Model:
     """The trainable part as one Keras model: frozen activations -> logits."""
     inputs = keras.Input(split.feature_parts[-1].outputs[0].shape[1:], name="frozen_features")
@@ -110,11 +118,9 @@ def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
     report.seconds["frozen activations"] = time.perf_counter() - start
 
     top = _top_model(split)
-    for layer in top.layers:
+    for layer in _all_layers(split.head_parts):  # batch-norm statistics stay ImageNet's
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
-    for layer in split.feature_parts[-1].layers:
-        layer.trainable = False
     steps = recipe.epochs * -(-len(train) // recipe.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
     top.compile(
@@ -144,7 +150,7 @@ def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
     report.history = history
     report.test_accuracy = history["test_accuracy"][-1]
     report.seconds["total"] = time.perf_counter() - clock
-    for layer in model.layers:
+    for layer in _all_layers([model]):
         layer.trainable = True
     return model, report
 

@@ -161,9 +161,6 @@ def test_read_legacy_pth_values(legacy_file):
     np.testing.assert_array_equal(sd["fc.weight_t"].ravel(), matrix.T.ravel())
 
 
-@pytest.mark.xfail(strict=True, reason="camcore bug: read_legacy_pth promises shapes that match "
-                   "torch, but a 0-d tensor (e.g. BatchNorm's num_batches_tracked) comes back with "
-                   "shape (1,): np.ascontiguousarray returns at least 1-D arrays")
 def test_read_legacy_pth_keeps_0d_tensors_0d(legacy_file):
     path, _, _ = legacy_file
     scalar = read_legacy_pth(path)["bn.num_batches_tracked"]
@@ -171,9 +168,6 @@ def test_read_legacy_pth_keeps_0d_tensors_0d(legacy_file):
     assert scalar == 42
 
 
-@pytest.mark.xfail(strict=True, reason="camcore bug: read_legacy_pth documents C-contiguous "
-                   "copies, but contiguous tensors come back as read-only views of the file's "
-                   "storage buffer (np.ascontiguousarray does not copy them)")
 def test_read_legacy_pth_returns_writeable_copies(legacy_file):
     path, _, _ = legacy_file
     sd = read_legacy_pth(path)

@@ -1,0 +1,69 @@
+"""The CPU fine-tuning recipe: cached frozen activations, trained top, a normal .keras model."""
+
+import numpy as np
+import pytest
+
+import camcore
+from camcore.data import write_tiny_dataset
+from camcore.model_split import split_model
+from camcore.training import Recipe, fine_tune, load_or_train, model_path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = write_tiny_dataset(tmp_path_factory.mktemp("data"), per_class=6)
+    recipe = Recipe(input_size=64, epochs=8, batch_size=8, learning_rate=1e-3)
+    frozen_before = camcore.build_classifier(input_size=64).get_layer("efficientnet_lite0")
+    model, report = fine_tune(recipe, data_dir=root, verbose=0)
+    return root, recipe, model, report, frozen_before
+
+
+def test_frozen_layers_unchanged_and_top_trained(trained):
+    _, recipe, model, _, fresh = trained
+    backbone = model.get_layer("efficientnet_lite0")
+    frozen = backbone.get_layer("block6d_project_conv").get_weights()[0]
+    np.testing.assert_array_equal(frozen, fresh.get_layer("block6d_project_conv").get_weights()[0])
+    top = backbone.get_layer("block7a_project_conv").get_weights()[0]
+    assert not np.allclose(top, fresh.get_layer("block7a_project_conv").get_weights()[0])
+    # batch-norm statistics of the trained block stay the ImageNet ones (BN frozen)
+    np.testing.assert_array_equal(backbone.get_layer("block7a_bn").get_weights()[3],
+                                  fresh.get_layer("block7a_bn").get_weights()[3])
+
+
+def test_model_learns_the_tiny_classes(trained):
+    root, _, model, report, _ = trained
+    test = camcore.load_split("test", size=64, data_dir=root)
+    predicted = model.predict(test.images.astype("float32"), verbose=0).argmax(axis=1)
+    accuracy = (predicted == test.labels).mean()
+    assert accuracy == pytest.approx(report.test_accuracy)  # the assembled model = the trained top
+    assert accuracy >= 0.8  # six clearly different synthetic classes (chance: 1/6)
+    assert len(report.history["loss"]) == 8 and report.history["loss"][-1] < report.history["loss"][0]
+
+
+def test_saved_model_reloads_identically(trained, tmp_path):
+    root, _, model, _, _ = trained
+    x = camcore.load_split("test", size=64, data_dir=root).images[:4].astype("float32")
+    model.save(tmp_path / "m.keras")
+    import keras
+
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    # and the reloaded model is explainable like the original
+    np.testing.assert_allclose(camcore.grad_cam(again, x).maps, camcore.grad_cam(model, x).maps,
+                               atol=1e-5)
+
+
+def test_load_or_train_caches(trained, tmp_path, monkeypatch):
+    root, _, _, _, _ = trained
+    monkeypatch.setenv("CAMCORE_CACHE", str(tmp_path))
+    recipe = Recipe(input_size=64, epochs=1, batch_size=8, per_class=2)
+    model, report = load_or_train(recipe, data_dir=root, verbose=0)
+    assert model_path(recipe).exists() and report.train_images == 12
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("load_or_train trained again instead of loading the cache")
+
+    monkeypatch.setattr("camcore.training.fine_tune", no_training)
+    again, report2 = load_or_train(recipe, data_dir=root, verbose=0)
+    assert report2.test_accuracy == report.test_accuracy
+    assert split_model(again).layer == "efficientnet_lite0/top_activation"
