@@ -112,8 +112,9 @@ def _result(method, split, weighted_sum, images, classes, logits, weights):
 
 def _weighted_sum(weights, activations):
     """sum_k w_k^c A^k for every image: (N, K) x (N, h, w, K) -> (N, h, w)."""
-    return np.einsum("nk,nhwk->nhw", np.asarray(weights, np.float64),
-                     np.asarray(activations, np.float64))
+    n, h, w, k = activations.shape
+    flat = np.asarray(activations, np.float64).reshape(n, h * w, k)
+    return (flat @ np.asarray(weights, np.float64)[:, :, None]).reshape(n, h, w)
 
 
 def _compiled(split: SplitModel, name: str):
@@ -130,13 +131,20 @@ def _features_and_logits_kernel(split):
     return run
 
 
-def _logit_gradients_kernel(split):
-    """dy^c/dA on the logits. The tape starts at A: the backward pass only crosses the head."""
+def _gradient_weights_kernel(split, plus_plus: bool):
+    """Channel weights from g = dy^c/dA, taken on the logits (formulas: grad_cam and
+    grad_cam_plus_plus). The tape starts at A: the backward pass only crosses the head."""
     def run(a, classes):
         with tf.GradientTape() as tape:
             tape.watch(a)
             target = tf.gather(split.head(a), classes, axis=1, batch_dims=1)
-        return tape.gradient(target, a)
+        g = tape.gradient(target, a)
+        if not plus_plus:
+            return tf.reduce_mean(g, axis=(1, 2))
+        a_sum = tf.reduce_sum(a, axis=(1, 2), keepdims=True)
+        g2 = tf.square(g)
+        alpha = tf.math.divide_no_nan(g2, 2 * g2 + a_sum * g2 * g)  # 0 where the denominator is 0
+        return tf.reduce_sum(alpha * tf.nn.relu(g), axis=(1, 2))
     return run
 
 
@@ -154,7 +162,8 @@ def _masked_scores_kernel(split):
 
 
 _KERNELS = {"features_and_logits": _features_and_logits_kernel,
-            "logit_gradients": _logit_gradients_kernel,
+            "grad_cam_weights": lambda split: _gradient_weights_kernel(split, plus_plus=False),
+            "grad_cam_pp_weights": lambda split: _gradient_weights_kernel(split, plus_plus=True),
             "masked_scores": _masked_scores_kernel}
 
 
@@ -171,6 +180,12 @@ def _start(model, images, classes, layer, batch_size):
     split = split_model(model, layer)
     x = check_images(model, images)
     activations, logits = _in_batches(_compiled(split, "features_and_logits"), batch_size, x)
+    if logits.shape[1] > 1 and np.all(logits >= 0) and np.allclose(logits.sum(axis=1), 1, atol=1e-4):
+        warnings.warn(
+            f"the output camcore took for logits from {model.name!r} looks like probabilities "
+            "(non-negative, rows sum to 1): the softmax may be hidden in a custom layer. Make the "
+            "model end in a Dense layer without activation followed by a Softmax layer.",
+            stacklevel=3)
     return split, x, activations, logits, _check_classes(classes, logits)
 
 
@@ -206,8 +221,7 @@ def grad_cam(model: keras.Model, images, classes=None, layer: str | None = None,
         alpha_k^c = (1/Z) sum_ij dy^c/dA^k_ij,    L^c = ReLU(sum_k alpha_k^c A^k).
     """
     split, x, activations, logits, classes = _start(model, images, classes, layer, batch_size)
-    grads = _in_batches(_compiled(split, "logit_gradients"), batch_size, activations, classes)
-    weights = grads.mean(axis=(1, 2), dtype=np.float64)
+    weights = _in_batches(_compiled(split, "grad_cam_weights"), batch_size, activations, classes)
     return _result("Grad-CAM", split, _weighted_sum(weights, activations), x, classes, logits,
                    weights)
 
@@ -227,13 +241,8 @@ def grad_cam_plus_plus(model: keras.Model, images, classes=None, layer: str | No
     Dense head that renormalisation would turn Grad-CAM++ into CAM with negative weights zeroed.
     """
     split, x, activations, logits, classes = _start(model, images, classes, layer, batch_size)
-    g = _in_batches(_compiled(split, "logit_gradients"), batch_size, activations, classes)
-    g = g.astype(np.float64)
-    a_sum = activations.sum(axis=(1, 2), keepdims=True, dtype=np.float64)
-    numerator = g**2
-    denominator = 2 * g**2 + a_sum * g**3
-    alpha = np.divide(numerator, denominator, out=np.zeros_like(g), where=denominator != 0)
-    weights = (alpha * np.maximum(g, 0)).sum(axis=(1, 2))
+    weights = _in_batches(_compiled(split, "grad_cam_pp_weights"), batch_size, activations,
+                          classes)
     return _result("Grad-CAM++", split, _weighted_sum(weights, activations), x, classes, logits,
                    weights)
 

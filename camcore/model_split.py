@@ -4,6 +4,9 @@ Every method needs the activations A of one layer and the class *logits* (scores
 softmax). camcore gets both without cloning or mutating the user's model: it builds two new
 functional models over the model's own layers. The target layer may sit inside a nested model
 (``"efficientnet_lite0/top_activation"``), the usual shape of a transfer-learning classifier.
+
+The graph is read through the records Keras 3 keeps on every symbolic tensor
+(``tensor._keras_history`` and ``layer._inbound_nodes``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from dataclasses import dataclass, field
 
 import keras
 
-_SOFTMAX_NAMES = ("softmax", "sigmoid")
 
 
 def _is_model(layer) -> bool:
@@ -106,7 +108,7 @@ def _logits_tensor(model: keras.Model):
     """The pre-softmax tensor of a single-output classifier, and the Dense layer to finish it.
 
     A final ``Softmax``/``Activation("softmax")`` layer is skipped; a final ``Dense`` with a
-    softmax or sigmoid activation is replayed without it (``dense`` is returned for that).
+    softmax activation is replayed without it (``dense`` is returned for that).
     """
     if len(model.outputs) != 1:
         raise ValueError(f"camcore explains single-output classifiers; {model.name!r} has "
@@ -116,10 +118,10 @@ def _logits_tensor(model: keras.Model):
     node = layer._inbound_nodes[node_index]
     activation = getattr(getattr(layer, "activation", None), "__name__", None)
     if isinstance(layer, keras.layers.Softmax) or (
-        isinstance(layer, keras.layers.Activation) and activation in _SOFTMAX_NAMES
+        isinstance(layer, keras.layers.Activation) and activation == "softmax"
     ):
         return node.input_tensors[0], None
-    if isinstance(layer, keras.layers.Dense) and activation in _SOFTMAX_NAMES:
+    if isinstance(layer, keras.layers.Dense) and activation == "softmax":
         return node.input_tensors[0], layer
     return out, None
 
@@ -132,7 +134,7 @@ def _head_layers(start, end) -> list:
         node = operation._inbound_nodes[node_index]
         layers.append(operation)
         if len(node.input_tensors) != 1:
-            return layers + [None]  # not a simple chain
+            return [None]  # not a simple chain
         tensor = node.input_tensors[0]
     return layers[::-1]
 
@@ -162,7 +164,7 @@ class SplitModel:
         x = activations
         for part in self.head_parts:
             x = part(x, training=training)
-        if self.final_dense is not None:  # the Dense layer's own softmax/sigmoid is left out
+        if self.final_dense is not None:  # the Dense layer's own softmax is left out
             x = keras.ops.matmul(x, self.final_dense.kernel) + self.final_dense.bias
         return x
 

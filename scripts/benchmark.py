@@ -10,7 +10,9 @@ Prints ms per image and checks the targets:
 
 * Grad-CAM and Grad-CAM++ cost at most 1.5x a forward pass of the same batch;
 * full Score-CAM costs at most 1.3x its K masked forward passes, timed in the same process;
-* Score-CAM's peak memory does not grow with the number of channels K it scores.
+* Score-CAM's peak memory does not grow with the number of channels K it scores: its peak
+  resident memory scoring K channels exceeds the one scoring K/8 by at most 64 MB of allocator
+  noise (materialising the masked images, as tf-keras-vis does, would add about 1 GB).
 """
 
 import argparse
@@ -23,6 +25,9 @@ import threading
 import time
 
 import numpy as np
+
+
+MEMORY_NOISE_MB = 64  # allocator noise allowed when checking that memory does not grow with K
 
 
 def _rss_mb() -> float:
@@ -164,9 +169,9 @@ def main():
              for job in ["forward", "CAM", "Grad-CAM", "Grad-CAM++"]}
         k = r["forward"]["channels"]
         r["score"] = measure(backbone, "score", args.batch)
-        memory = {m: measure(backbone, "score", args.batch, max_n=m)["peak_extra_mb"]
+        memory = {m: measure(backbone, "score", args.batch, max_n=m)["peak_rss_mb"]
                   for m in (k // 8, k // 2)}
-        memory[k] = r["score"]["peak_extra_mb"]
+        memory[k] = r["score"]["peak_rss_mb"]
         if r["forward"]["weights"] is None:
             print("  (ImageNet weights unavailable offline: random weights, same cost)")
         fwd = r["forward"]["ms_per_image"]
@@ -175,14 +180,18 @@ def main():
             verdicts.append((f"{backbone} {m} / forward pass", ratio, 1.5))
         ratio = r["score"]["seconds"] / r["score"]["masked_seconds"]
         verdicts.append((f"{backbone} Score-CAM / its masked forward passes", ratio, 1.3))
-        growth = memory[k] / max(memory[k // 8], 1.0)
-        print(f"  Score-CAM peak memory at K={k // 8}, {k // 2}, {k}: "
-              + ", ".join(f"{v:.0f} MB" for v in memory.values()))
-        verdicts.append((f"{backbone} Score-CAM peak memory K={k} / K={k // 8}", growth, 1.3))
+        growth = memory[k] - memory[k // 8]
+        materialised = (k - k // 8) * 224 * 224 * 3 * 4 / 2**20
+        print(f"  Score-CAM peak RSS scoring K={k // 8}, {k // 2}, {k} channels: "
+              + ", ".join(f"{v:.0f} MB" for v in memory.values())
+              + f"; materialising the other {k - k // 8} masked images would add "
+              f"{materialised:.0f} MB")
+        verdicts.append((f"{backbone} Score-CAM peak RSS growth K={k // 8} -> {k} (MB)", growth,
+                         MEMORY_NOISE_MB))
 
     print("\ntargets")
     for label, value, limit in verdicts:
-        print(f"  {label:<58} {value:5.2f} (<= {limit}: {'met' if value <= limit else 'MISSED'})")
+        print(f"  {label:<60} {value:6.2f} (<= {limit}: {'met' if value <= limit else 'MISSED'})")
 
 
 if __name__ == "__main__":

@@ -631,3 +631,22 @@ def test_wrapped_classifier_scores_and_gradients_use_logits(wrapped_classifier, 
     np.testing.assert_allclose(result.scores, probs[np.arange(3), result.classes], atol=1e-6)
     kernel = dense_kernel(gap_dense_model)
     np.testing.assert_allclose(result.channel_weights, kernel[:, result.classes].T / Z, rtol=1e-5)
+
+
+def test_wrapped_classifier_default_layer_and_cam(wrapped_classifier, gap_dense_model, images):
+    """The default layer is found inside a wrapped classifier, and CAM reads its Dense kernel."""
+    assert camcore.default_target_layer(wrapped_classifier) == "flat/conv"
+    np.testing.assert_allclose(run(cam, wrapped_classifier, images).maps,
+                               run(cam, gap_dense_model, images).maps, atol=1e-6)
+
+
+def test_hidden_softmax_is_reported(gap_dense_model, images):
+    """A softmax camcore cannot see (inside a custom layer) is reported, not silently used."""
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(CHANNELS, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(NUM_CLASSES, name="logits")(x)
+    model = keras.Model(inputs, keras.layers.Lambda(keras.ops.softmax, name="hidden")(x))
+    model.set_weights(gap_dense_model.get_weights())
+    with pytest.warns(UserWarning, match="looks like probabilities"):
+        grad_cam(model, images)
