@@ -29,8 +29,11 @@ def overlay(image, heatmap, alpha: float = 0.4, colormap: int = cv2.COLORMAP_JET
 
 
 def show_grid(images, titles=None, row_titles=None, ncols: int | None = None,
-              size: float = 2.2):
-    """Show images in a grid (one row per ``row_titles`` entry if given); returns the Figure."""
+              size: float = 2.2, title: str | None = None):
+    """Show images in a grid (one row per ``row_titles`` entry if given); returns the Figure.
+
+    2-D arrays are drawn as [0, 1] heatmaps with the jet colormap, 3-D ones as RGB images.
+    """
     import matplotlib.pyplot as plt
 
     images = list(images)
@@ -48,5 +51,7 @@ def show_grid(images, titles=None, row_titles=None, ncols: int | None = None,
                 ax.set_title(titles[i], fontsize=9)
     for r, label in enumerate(row_titles or []):
         axes[r, 0].set_ylabel(label, fontsize=10)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -39,8 +39,8 @@ def main():
         seconds = time.perf_counter() - start
         pictures = [camcore.overlay(img, h) for img, h in zip(test.images, result.heatmaps)]
         titles = [f"{camcore.CLASS_NAMES[c]} {s:.2f}" for c, s in zip(result.classes, result.scores)]
-        fig = camcore.show_grid(pictures, titles, ncols=args.images_per_class * 2)
-        fig.suptitle(f"{name} at {result.layer}")
+        fig = camcore.show_grid(pictures, titles, ncols=args.images_per_class * 2,
+                                title=f"{name} at {result.layer}")
         target = args.out / f"{name.lower().replace('+', 'p')}.png"
         fig.savefig(target, dpi=80)
         print(f"{name:<11} {seconds:6.1f} s for {len(test)} images -> {target}")
