@@ -39,12 +39,13 @@ class Recipe:
     label_smoothing: float = 0.1
     flip: bool = True
     per_class: int | None = None  # train on a stratified subset (quick runs); None = all
+    test_per_class: int | None = None  # evaluate on a stratified test subset; None = all
     seed: int = 0
 
     def key(self) -> str:
         parts = [self.backbone, self.frozen_until or "top", str(self.input_size), f"e{self.epochs}", f"lr{self.learning_rate:g}",
                  f"ls{self.label_smoothing:g}", f"wd{self.weight_decay:g}", f"b{self.batch_size}",
-                 "flip" if self.flip else "noflip", f"n{self.per_class or 'all'}", f"s{self.seed}"]
+                 "flip" if self.flip else "noflip", f"n{self.per_class or 'all'}", f"t{self.test_per_class or 'all'}", f"s{self.seed}"]
         return "-".join(parts)
 
 
@@ -59,12 +60,13 @@ class TrainingReport:
 
 
 def _frozen_features(split, images: np.ndarray, flip: bool, batch_size: int = 64,
-                     label: str = "") -> np.ndarray:
+                     label: str = "", verbose: int = 1) -> np.ndarray:
     """The frozen part's activations for every image (and its mirror image), with progress."""
     run = tf.function(lambda x: split.features(x), reduce_retracing=True)
     views = [images, None] if flip else [images]
     out = None
-    bar = keras.utils.Progbar(len(images) * len(views), unit_name=f"{label} image")
+    bar = keras.utils.Progbar(len(images) * len(views), unit_name=f"{label} image",
+                              verbose=verbose)
     for v, view in enumerate(views):
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size].astype(np.float32)
@@ -106,15 +108,17 @@ def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
 
     train = load_split("train", recipe.input_size, per_class=recipe.per_class, seed=recipe.seed,
                        data_dir=data_dir)
-    test = load_split("test", recipe.input_size, data_dir=data_dir)
+    test = load_split("test", recipe.input_size, per_class=recipe.test_per_class,
+                      seed=recipe.seed, data_dir=data_dir)
     report.train_images, report.test_images = len(train), len(test)
     report.seconds["load images"] = time.perf_counter() - clock
 
     model = build_classifier(recipe.backbone, input_size=recipe.input_size, seed=recipe.seed)
     split = split_model(model, f"{recipe.backbone}/{recipe.frozen_until or spec.frozen_until}")
     start = time.perf_counter()
-    train_features = _frozen_features(split, train.images, recipe.flip, label="train")
-    test_features = _frozen_features(split, test.images, False, label="test")[0]
+    train_features = _frozen_features(split, train.images, recipe.flip, label="train",
+                                      verbose=verbose)
+    test_features = _frozen_features(split, test.images, False, label="test", verbose=verbose)[0]
     report.seconds["frozen activations"] = time.perf_counter() - start
 
     top = _top_model(split)
