@@ -13,6 +13,7 @@ The small, tested core of the camcore book. One module per concern:
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # the methods use tf.GradientTape
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up log quiet
 
 from camcore.data import CLASS_NAMES, find_dataset, load_images, load_split  # noqa: E402
 from camcore.methods import (  # noqa: E402

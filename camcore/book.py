@@ -45,4 +45,3 @@ def finish(name: str = "runtime_minutes"):
     minutes = (time.perf_counter() - _STARTED) / 60
     glue(name, round(minutes, 1))
     print(f"This notebook ran in {minutes:.1f} minutes{' (quick mode)' if QUICK else ''}.")
-    return minutes

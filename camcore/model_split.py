@@ -194,11 +194,15 @@ def _split(model, layer):
     logits_pending = True  # the logits are in the outermost model whose output is not passed on
     parent = model
     for level, inner in enumerate(chain):
+        if len(parent.inputs) != 1:
+            raise ValueError(f"camcore explains single-input models; {parent.name!r} has "
+                             f"{len(parent.inputs)} inputs")
         if level == len(chain) - 1:  # the target layer itself
             start = _graph_tensor(parent, inner, output=True)
-            feature_parts.append(keras.Model(parent.inputs, start))
+            feature_parts.append(keras.Model(parent.inputs[0], start))
         else:  # a nested model on the way down: features run up to its input
-            feature_parts.append(keras.Model(parent.inputs, _graph_tensor(parent, inner, output=False)))
+            feature_parts.append(keras.Model(parent.inputs[0],
+                                             _graph_tensor(parent, inner, output=False)))
             start = _graph_tensor(parent, inner, output=True)
         if logits_pending:
             end, final_dense = _logits_tensor(parent)
