@@ -1,25 +1,35 @@
 # Two commands on a fresh machine (Python >= 3.10 and make):
-#   make demo   set up .venv, fine-tune (or load) the classifier and explain test images
-#   make test   set up .venv and run the test suite
+#   make book   set up .venv and build the book (HTML, from the committed notebooks, offline)
+#   make test   set up .venv; unit tests, every chapter under nbval in quick mode, the book build
+#               with warnings as errors, and the rendered pages in headless Chromium
 # CAMCORE_DATA points at the Intel Image Classification data; without it kagglehub downloads it.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench train clean
+.PHONY: setup book test execute demo bench train clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test,book]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" > /dev/null
 	touch $@
 
 setup: $(VENV)/.installed
 
-demo: setup
-	$(PY) scripts/demo.py
+book: setup
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "The book is in _build/html/index.html"
 
 test: setup
 	$(PY) -m pytest
+
+# Re-execute every chapter in place, in full mode, on the real data (about 20 minutes on 2 cores).
+execute: setup
+	$(PY) scripts/execute_book.py
+
+demo: setup
+	$(PY) scripts/demo.py
 
 train: setup
 	$(PY) scripts/fine_tune.py

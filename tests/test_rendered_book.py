@@ -1,0 +1,92 @@
+"""The book builds with warnings as errors, and every page renders in headless Chromium.
+
+The build uses the committed notebooks' outputs (no execution). Each chapter page must load
+without console errors and show its figures at a non-zero size; a screenshot of each page is
+written to _build/screenshots/ for people to look at.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+NOTEBOOK_CHAPTERS = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run([str(jb), "build", str(ROOT), "-W", "-n", "--keep-going",
+                             "--path-output", str(out)], capture_output=True, text=True)
+    return result, out / "_build" / "html"
+
+
+def test_book_builds_without_warnings(built_book):
+    result, html = built_book
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert (html / "index.html").exists()
+
+
+@pytest.fixture(scope="module")
+def server(built_book):
+    _, html = built_book
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(html))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM:
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is not installed: .ci/run should have installed it")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.mark.parametrize("page_name", ["01_introduction", *NOTEBOOK_CHAPTERS, "references"])
+def test_page_renders(built_book, server, browser, page_name):
+    result, _ = built_book
+    assert result.returncode == 0, "the book did not build"
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    response = page.goto(f"{server}/chapters/{page_name}.html", wait_until="networkidle")
+    assert response.ok, f"{page_name}: HTTP {response.status}"
+    assert errors == [], f"{page_name}: console errors {errors}"
+    images = page.eval_on_selector_all(
+        "article img", "imgs => imgs.map(i => [i.naturalWidth, i.getBoundingClientRect().width,"
+        " i.getBoundingClientRect().height, i.src])")
+    broken = [i for i in images if not (i[0] > 0 and i[1] > 0 and i[2] > 0)]
+    assert not broken, f"{page_name}: images with zero size {broken}"
+    figures = [i for i in images if not i[3].endswith(".svg")]  # not the Colab badge
+    if page_name in NOTEBOOK_CHAPTERS:
+        assert figures, f"{page_name}: no figure on the page"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{page_name}.png"), full_page=True)
+    page.close()
