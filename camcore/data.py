@@ -276,20 +276,24 @@ class Split:
 
 
 def load_split(
-    split: str, size: int = 224, per_class=None, fraction=None, seed=0, data_dir=None
+    split: str, size: int = 224, per_class=None, fraction=None, seed=0, data_dir=None,
+    progress=None,
 ) -> Split:
     """Load the ``"train"`` or ``"test"`` split, optionally a stratified subset of it.
 
     ``per_class``/``fraction``/``seed`` are passed to ``stratified_subset``; ``data_dir``
-    to ``find_dataset``. Files that cannot be decoded are dropped (with a warning).
+    to ``find_dataset``; ``progress`` (default: more than 2000 images) prints progress
+    lines. Files that cannot be decoded are dropped (with a warning).
     """
     paths, labels = list_images(find_dataset(data_dir), split)
     if per_class is not None or fraction is not None:
         idx = stratified_subset(labels, per_class=per_class, fraction=fraction, seed=seed)
         paths, labels = [paths[i] for i in idx], labels[idx]
-    if len(paths) > 2000:
+    if progress is None:
+        progress = len(paths) > 2000
+    if progress:
         print(f"Loading {len(paths)} {split} images at {size}x{size}...", flush=True)
-    images, kept = load_images(paths, size=size)
+    images, kept = load_images(paths, size=size, progress=progress)
     return Split(images=images, labels=labels[kept], paths=[paths[i] for i in kept])
 
 

@@ -106,10 +106,11 @@ def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
     report = TrainingReport(recipe=asdict(recipe))
     clock = time.perf_counter()
 
+    progress = None if verbose else False
     train = load_split("train", recipe.input_size, per_class=recipe.per_class, seed=recipe.seed,
-                       data_dir=data_dir)
+                       data_dir=data_dir, progress=progress)
     test = load_split("test", recipe.input_size, per_class=recipe.test_per_class,
-                      seed=recipe.seed, data_dir=data_dir)
+                      seed=recipe.seed, data_dir=data_dir, progress=progress)
     report.train_images, report.test_images = len(train), len(test)
     report.seconds["load images"] = time.perf_counter() - clock
 

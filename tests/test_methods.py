@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import (
+from toys import (
     CHANNELS,
     NUM_CLASSES,
     SIZE,
