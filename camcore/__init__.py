@@ -8,6 +8,8 @@ The small, tested core of the camcore book. One module per concern:
 * ``camcore.model_split``: cutting a model at a target layer into features and logits.
 * ``camcore.methods``: the four methods.
 * ``camcore.overlay``: heatmaps over images.
+* ``camcore.confusion``: which classes the classifier mixes up.
+* ``camcore.book``: what the book's notebooks share (quick mode, the fine-tuned model, glue).
 """
 
 import os

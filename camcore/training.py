@@ -136,7 +136,7 @@ def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
     )
     start = time.perf_counter()
     rng = np.random.default_rng(recipe.seed)
-    onehot = np.eye(len(model.outputs[0].shape) and model.outputs[0].shape[-1], dtype=np.float32)
+    onehot = np.eye(model.outputs[0].shape[-1], dtype=np.float32)
     history = {"loss": [], "accuracy": [], "test_accuracy": []}
     for epoch in range(recipe.epochs):
         view = rng.integers(0, len(train_features), len(train))  # random mirror per image
