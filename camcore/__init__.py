@@ -9,6 +9,8 @@ The small, tested core of the camcore book. One module per concern:
 * ``camcore.methods``: the four methods.
 * ``camcore.overlay``: heatmaps over images.
 * ``camcore.confusion``: which classes the classifier mixes up.
+* ``camcore.metrics``: faithfulness metrics (Average Drop, Increase in Confidence, Win %,
+  RISE deletion and insertion).
 * ``camcore.book``: what the book's notebooks share (quick mode, the fine-tuned model, glue).
 """
 

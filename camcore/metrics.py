@@ -1,0 +1,113 @@
+"""Faithfulness metrics: do the pixels a map points at carry the model's confidence?
+
+All scores are the softmax probability p_c of the explained class c (one softmax over the
+logits), on raw RGB images in [0, 255], where a masked pixel is black.
+
+* Grad-CAM++ paper (Chattopadhay et al., 2018), with the explanation image E = L o I (the map,
+  in [0, 1], times the image), Y_i = p_c(I_i) and O_i = p_c(E_i):
+
+      Average Drop % = 100 * mean_i max(0, Y_i - O_i) / Y_i
+      % Increase in Confidence = 100 * mean_i 1[O_i > Y_i]
+      Win % of method a over b = 100 * mean_i 1[O_i^a > O_i^b]   (ties count one half each)
+
+* RISE (Petsiuk et al., 2018): pixels are ranked by decreasing saliency and, ``step`` pixels at
+  a time, deleted (set to black) from the image, or inserted into a blurred copy of it (Gaussian,
+  11x11, sigma 5). The score after each step gives a curve on [0, 1]; its trapezoid area is the
+  Deletion AUC (lower is better) or the Insertion AUC (higher is better).
+"""
+
+from __future__ import annotations
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from camcore.methods import _compiled, check_images
+from camcore.model_split import split_model
+
+
+def class_probabilities(model: keras.Model, images, classes, batch_size: int = 32) -> np.ndarray:
+    """p_c for each image and its class: softmax of the logits, ``batch_size`` images at a time."""
+    split = split_model(model)
+    run = _compiled(split, "features_and_logits")
+    x = check_images(model, images)
+    classes = np.broadcast_to(np.asarray(classes), (len(x),))
+    logits = np.concatenate([run(tf.constant(x[i:i + batch_size]))[1].numpy()
+                             for i in range(0, len(x), batch_size)])
+    return tf.nn.softmax(logits).numpy()[np.arange(len(x)), classes]
+
+
+def explanation_scores(model, images, heatmaps, classes, batch_size: int = 32):
+    """``(Y, O)``: p_c of each image, and of its explanation image E = heatmap * image."""
+    x = check_images(model, images)
+    maps = np.asarray(heatmaps, np.float32)
+    if maps.shape != x.shape[:3] or maps.min() < 0 or maps.max() > 1:
+        raise ValueError(f"heatmaps must be (N, H, W) = {x.shape[:3]} in [0, 1]; got "
+                         f"{maps.shape}. Use the heatmaps of a CamResult.")
+    return (class_probabilities(model, x, classes, batch_size),
+            class_probabilities(model, x * maps[..., None], classes, batch_size))
+
+
+def average_drop(y, o) -> float:
+    """Average Drop % = 100 * mean max(0, Y - O) / Y (lower is better)."""
+    y, o = np.asarray(y, np.float64), np.asarray(o, np.float64)
+    return float(100 * np.mean(np.maximum(0.0, y - o) / y))
+
+
+def increase_in_confidence(y, o) -> float:
+    """% Increase in Confidence = 100 * mean 1[O > Y] (higher is better)."""
+    return float(100 * np.mean(np.asarray(o) > np.asarray(y)))
+
+
+def win_percent(o_a, o_b) -> float:
+    """Share (%) of images where method a's explanation keeps more confidence than b's.
+
+    The same image's Y is subtracted on both sides, so a smaller drop is a larger O. Ties count
+    one half, so win_percent(a, b) + win_percent(b, a) = 100.
+    """
+    o_a, o_b = np.asarray(o_a), np.asarray(o_b)
+    return float(100 * np.mean((o_a > o_b) + 0.5 * (o_a == o_b)))
+
+
+def auc(curve) -> float:
+    """Trapezoid area under scores taken at n + 1 equally spaced points of [0, 1]."""
+    curve = np.asarray(curve, np.float64)
+    n = curve.shape[-1] - 1
+    return (curve.sum(axis=-1) - (curve[..., 0] + curve[..., -1]) / 2) / n
+
+
+def blur(images: np.ndarray) -> np.ndarray:
+    """RISE's insertion baseline: a Gaussian blur, 11x11 kernel, sigma 5, per channel."""
+    return np.stack([cv2.GaussianBlur(np.asarray(im, np.float32), (11, 11), 5) for im in images])
+
+
+def deletion_insertion(model, images, heatmaps, classes, step: int | None = None,
+                       batch_size: int = 32, progress: bool = True):
+    """RISE deletion and insertion curves, ``(deletion, insertion)``, each (N, n_steps + 1).
+
+    ``step`` pixels change per step (default: H*W/32, rounded up, so 33 points per curve).
+    Pixel order: decreasing heatmap value, ties broken by position (stable sort).
+    """
+    x = check_images(model, images)
+    maps = np.asarray(heatmaps, np.float32)
+    n, h, w, _ = x.shape
+    step = step or -(-h * w // 32)
+    n_steps = -(-h * w // step)
+    order = np.argsort(-maps.reshape(n, -1), axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(h * w)[None], axis=1)
+    rank = rank.reshape(n, h, w, 1)
+    blurred = blur(x)
+    curves = np.zeros((2, n, n_steps + 1))
+    bar = keras.utils.Progbar(n, unit_name="image") if progress and n * n_steps > 2048 else None
+    for i in range(n):
+        shown = rank[i][None] < (np.arange(n_steps + 1) * step)[:, None, None, None]
+        deleted = np.where(shown, 0.0, x[i])  # the top-ranked pixels turn black
+        inserted = np.where(shown, x[i], blurred[i])  # the top-ranked pixels come back
+        for k, states in enumerate((deleted, inserted)):
+            curves[k, i] = class_probabilities(model, states, classes[i] if np.ndim(classes)
+                                               else classes, batch_size)
+        if bar is not None:
+            bar.add(1)
+    return curves[0], curves[1]
