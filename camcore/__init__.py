@@ -11,6 +11,8 @@ The small, tested core of the camcore book. One module per concern:
 * ``camcore.confusion``: which classes the classifier mixes up.
 * ``camcore.metrics``: faithfulness metrics (Average Drop, Increase in Confidence, Win %,
   RISE deletion and insertion).
+* ``camcore.sanity``: sanity checks by cascading randomisation; Spearman and SSIM of maps.
+* ``camcore.shortcut``: an artificial cue stamped on images, for the shortcut experiment.
 * ``camcore.book``: what the book's notebooks share (quick mode, the fine-tuned model, glue).
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -23,6 +23,7 @@ from camcore.cache import cache_dir
 from camcore.data import load_split
 from camcore.model_split import split_model
 from camcore.models import INPUT_SIZE, build_classifier
+from camcore.shortcut import stamp_class
 
 
 @dataclass
@@ -41,11 +42,14 @@ class Recipe:
     per_class: int | None = None  # train on a stratified subset (quick runs); None = all
     test_per_class: int | None = None  # evaluate on a stratified test subset; None = all
     seed: int = 0
+    cue_class: str | None = None  # stamp camcore.shortcut's cue on this class (train and test)
 
     def key(self) -> str:
         parts = [self.backbone, self.frozen_until or "top", str(self.input_size), f"e{self.epochs}", f"lr{self.learning_rate:g}",
                  f"ls{self.label_smoothing:g}", f"wd{self.weight_decay:g}", f"b{self.batch_size}",
                  "flip" if self.flip else "noflip", f"n{self.per_class or 'all'}", f"t{self.test_per_class or 'all'}", f"s{self.seed}"]
+        if self.cue_class:
+            parts.append(f"cue-{self.cue_class}")
         return "-".join(parts)
 
 
@@ -111,6 +115,9 @@ def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
                        data_dir=data_dir, progress=progress)
     test = load_split("test", recipe.input_size, per_class=recipe.test_per_class,
                       seed=recipe.seed, data_dir=data_dir, progress=progress)
+    if recipe.cue_class:  # the shortcut experiment: one class always carries the cue
+        train = replace(train, images=stamp_class(train.images, train.labels, recipe.cue_class))
+        test = replace(test, images=stamp_class(test.images, test.labels, recipe.cue_class))
     report.train_images, report.test_images = len(train), len(test)
     report.seconds["load images"] = time.perf_counter() - clock
 

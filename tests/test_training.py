@@ -67,3 +67,25 @@ def test_load_or_train_caches(trained, tmp_path, monkeypatch):
     again, report2 = load_or_train(recipe, data_dir=root, verbose=0)
     assert report2.test_accuracy == report.test_accuracy
     assert split_model(again).layer == "efficientnet_lite0/top_activation"
+
+
+def test_cue_class_stamps_that_class_in_train_and_test(trained, monkeypatch):
+    """Recipe(cue_class=...) trains and evaluates on images where exactly that class has the cue."""
+    from camcore import shortcut, training
+
+    root = trained[0]
+    seen = []
+    real = training._frozen_features
+
+    def spy(split, images, flip, **kwargs):
+        seen.append(images.copy())
+        return real(split, images, flip, **kwargs)
+
+    monkeypatch.setattr(training, "_frozen_features", spy)
+    fine_tune(Recipe(input_size=64, epochs=1, batch_size=8, cue_class="sea"), data_dir=root,
+              verbose=0)
+    top, bottom, left, right = shortcut.cue_box(64, 64)
+    for split, images in zip(("train", "test"), seen):
+        labels = camcore.load_split(split, 64, data_dir=root).labels
+        has_cue = np.all(images[:, top:bottom, left:right] == shortcut.CUE_COLOR, axis=(1, 2, 3))
+        np.testing.assert_array_equal(has_cue, labels == camcore.CLASS_NAMES.index("sea"))
