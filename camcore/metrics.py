@@ -10,6 +10,8 @@ logits), on raw RGB images in [0, 255], where a masked pixel is black.
       % Increase in Confidence = 100 * mean_i 1[O_i > Y_i]
       Win % of method a over b = 100 * mean_i 1[O_i^a > O_i^b]   (ties count one half each)
 
+* Spread: a percentile bootstrap interval over images for the mean of any per-image score.
+
 * RISE (Petsiuk et al., 2018): pixels are ranked by decreasing saliency and, ``step`` pixels at
   a time, deleted (set to black) from the image, or inserted into a blurred copy of it (Gaussian,
   11x11, sigma 5). The score after each step gives a curve on [0, 1]; its trapezoid area is the
@@ -51,8 +53,7 @@ def explanation_scores(model, images, heatmaps, classes, batch_size: int = 32):
 
 def average_drop(y, o) -> float:
     """Average Drop % = 100 * mean max(0, Y - O) / Y (lower is better)."""
-    y, o = np.asarray(y, np.float64), np.asarray(o, np.float64)
-    return float(100 * np.mean(np.maximum(0.0, y - o) / y))
+    return float(np.mean(per_image_drop(y, o)))
 
 
 def increase_in_confidence(y, o) -> float:
@@ -68,6 +69,28 @@ def win_percent(o_a, o_b) -> float:
     """
     o_a, o_b = np.asarray(o_a), np.asarray(o_b)
     return float(100 * np.mean((o_a > o_b) + 0.5 * (o_a == o_b)))
+
+
+def per_image_drop(y, o) -> np.ndarray:
+    """Each image's share of Average Drop: 100 * max(0, Y - O) / Y (their mean is Average Drop)."""
+    y, o = np.asarray(y, np.float64), np.asarray(o, np.float64)
+    return 100 * np.maximum(0.0, y - o) / y
+
+
+def bootstrap_ci(values, level: float = 0.95, n_resamples: int = 2000, seed: int = 0):
+    """Percentile bootstrap interval ``(low, high)`` for the mean of per-image ``values``.
+
+    Images are resampled with replacement ``n_resamples`` times; the interval holds the central
+    ``level`` of the resampled means (Efron's percentile method).
+    """
+    values = np.asarray(values, np.float64)
+    if values.ndim != 1 or len(values) < 2:
+        raise ValueError(f"bootstrap_ci needs a 1-D array of at least 2 per-image values; got "
+                         f"shape {values.shape}")
+    idx = np.random.default_rng(seed).integers(0, len(values), (n_resamples, len(values)))
+    means = values[idx].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
 def auc(curve) -> float:

@@ -86,3 +86,25 @@ def test_heatmaps_must_match_the_images(mask_model):
         explanation_scores(mask_model, white, random_maps(2)[:, :4], 0)
     with pytest.raises(ValueError, match="heatmaps must be"):
         explanation_scores(mask_model, white, 2 * random_maps(2), 0)
+
+
+def test_bootstrap_ci_known_answers(rng):
+    from camcore import metrics
+
+    assert metrics.bootstrap_ci(np.full(50, 3.0)) == (3.0, 3.0)  # no spread, no interval
+    values = rng.normal(10.0, 2.0, 400)
+    low, high = metrics.bootstrap_ci(values)
+    half = 1.96 * values.std() / np.sqrt(len(values))  # the normal-theory interval
+    assert low < values.mean() < high
+    assert (high - low) / 2 == pytest.approx(half, rel=0.1)
+    assert metrics.bootstrap_ci(values, level=0.5)[1] - metrics.bootstrap_ci(values, level=0.5)[0] < high - low
+    with pytest.raises(ValueError, match="at least 2 per-image values"):
+        metrics.bootstrap_ci([1.0])
+
+
+def test_per_image_drop_averages_to_average_drop():
+    from camcore import metrics
+
+    y, o = np.array([0.8, 0.5, 0.9]), np.array([0.4, 0.6, 0.9])
+    np.testing.assert_allclose(metrics.per_image_drop(y, o), [50.0, 0.0, 0.0])
+    assert metrics.average_drop(y, o) == pytest.approx(50 / 3)
