@@ -83,7 +83,9 @@ def normalize_maps(maps: np.ndarray, method: str = "", classes=None, warn: bool 
     axes = tuple(range(1, maps.ndim))
     low, high = maps.min(axis=axes, keepdims=True), maps.max(axis=axes, keepdims=True)
     span = high - low
-    flat = span <= 1e-12 * np.maximum(1.0, np.abs(high))
+    # scale-free: a map is flat when its range is below float32 precision of its own magnitude
+    # (a random network can give valid maps of size 1e-13, which are normalised like any other)
+    flat = span <= 1e-6 * np.maximum(np.abs(high), np.abs(low))
     out = np.where(flat, 0.0, (maps - low) / np.where(flat, 1.0, span))
     if warn and flat.any():
         idx = np.flatnonzero(flat.reshape(len(maps)))

@@ -650,3 +650,17 @@ def test_hidden_softmax_is_reported(gap_dense_model, images):
     model.set_weights(gap_dense_model.get_weights())
     with pytest.warns(UserWarning, match="looks like probabilities"):
         grad_cam(model, images)
+
+
+def test_normalize_maps_is_scale_free():
+    """A valid map of tiny magnitude (a random network's) normalises like the same map at scale 1;
+    a map that is constant up to float32 precision is flat."""
+    from camcore.methods import normalize_maps
+
+    base = np.array([[[0.0, 1.0], [2.0, 4.0]]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EmptyMapWarning)
+        np.testing.assert_allclose(normalize_maps(1e-13 * base), normalize_maps(base), atol=1e-6)
+    with pytest.warns(EmptyMapWarning):
+        out = normalize_maps(np.array([[[3.0, 3.0 + 1e-8], [3.0, 3.0]]]))
+    np.testing.assert_array_equal(out, 0.0)
