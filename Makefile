@@ -6,7 +6,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup book test execute demo bench train clean
+.PHONY: setup book test execute demo bench peers train clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,6 +36,15 @@ train: setup
 
 bench: setup
 	$(PY) scripts/benchmark.py
+
+# camcore against tf-keras-vis and the Keras Grad-CAM example: map agreement, time, memory
+# (about 10 minutes on 2 cores; writes chapters/data/peers.json)
+$(VENV)/.peers-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[peers]"
+	touch $@
+
+peers: $(VENV)/.peers-installed
+	$(PY) scripts/peers.py
 
 clean:
 	rm -rf _build .pytest_cache
