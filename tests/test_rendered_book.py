@@ -15,11 +15,14 @@ import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-NOTEBOOK_CHAPTERS = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+PAGES = [Path(TOC["root"]).name] + [Path(c["file"]).name for c in TOC["chapters"]]  # every page
+FIGURE_CHAPTERS = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -68,7 +71,12 @@ def browser():
         browser.close()
 
 
-@pytest.mark.parametrize("page_name", ["01_introduction", *NOTEBOOK_CHAPTERS, "references"])
+def test_every_chapter_notebook_is_in_the_book():
+    notebooks = {p.stem for p in (ROOT / "chapters").glob("*.ipynb")}
+    assert notebooks <= set(PAGES), f"not in _toc.yml: {sorted(notebooks - set(PAGES))}"
+
+
+@pytest.mark.parametrize("page_name", PAGES)
 def test_page_renders(built_book, server, browser, page_name):
     result, _ = built_book
     assert result.returncode == 0, "the book did not build"
@@ -85,7 +93,7 @@ def test_page_renders(built_book, server, browser, page_name):
     broken = [i for i in images if not (i[0] > 0 and i[1] > 0 and i[2] > 0)]
     assert not broken, f"{page_name}: images with zero size {broken}"
     figures = [i for i in images if not i[3].endswith(".svg")]  # not the Colab badge
-    if page_name in NOTEBOOK_CHAPTERS:
+    if page_name in FIGURE_CHAPTERS:
         assert figures, f"{page_name}: no figure on the page"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{page_name}.png"), full_page=True)
