@@ -38,7 +38,7 @@ bench: setup
 	$(PY) scripts/benchmark.py
 
 # camcore against tf-keras-vis and the Keras Grad-CAM example: map agreement, time, memory
-# (about 10 minutes on 2 cores; writes chapters/data/peers.json)
+# (about 6 minutes on 2 idle cores; writes chapters/data/peers.json)
 $(VENV)/.peers-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[peers]"
 	touch $@

@@ -55,7 +55,8 @@ CAMCORE_SETTINGS = ("camcore.grad_cam / grad_cam_plus_plus / score_cam(model, im
 MEASUREMENT = ("one process per (method, implementation); one warm-up call; time: median of "
                "--repeats calls (Score-CAM: one pass, one image per call on both sides) / images; "
                "peak_mb: peak resident memory above the level just before the call, sampled every "
-               "2 ms; load_average: 1-minute load when the process started (shared machine)")
+               "2 ms; other_cores: average number of cores other processes kept busy during the "
+               "timed calls (/proc/stat busy time minus the job's own CPU time; shared machine)")
 COLUMNS = [("r mean", "pearson_mean", "8.4f"), ("r min", "pearson_min", "8.4f"),
            ("max|d|", "max_abs_diff", "8.3f"), ("ms/img cc", "camcore_ms_per_image", "11.1f"),
            ("peer", "peer_ms_per_image", "10.1f"), ("ratio", "ms_per_image_ratio", "8.3g"),
@@ -93,6 +94,14 @@ def pearson(a, b) -> np.ndarray:
 
 def ratio(a, b):
     return None if a is None or b is None or b <= 0 else a / b
+
+
+def cpu_counters():
+    """(seconds the machine's CPUs were busy, CPU seconds this process used) since boot/start."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:8]]
+    own = os.times()
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"), own.user + own.system
 
 
 def error_text(call: str, e: Exception) -> str:
@@ -214,7 +223,7 @@ def child(method, impl, n, repeats):
     model, _ = book.classifier(verbose=0)
     x = camcore.load_split("test", per_class=-(-n // 6)).images[:n].astype(np.float32)
     info = {"method": method, "impl": impl, "images": n, "errors": {},
-            "layer": camcore.default_target_layer(model), "load_average": os.getloadavg()[0]}
+            "layer": camcore.default_target_layer(model)}
     context = {"method": method, "model": model, "x": x, "info": info, "impl": impl}
     if impl != "camcore":
         flat, upto = flat_copy(model)
@@ -229,13 +238,15 @@ def child(method, impl, n, repeats):
     # Score-CAM: one image per call on both sides; the others: the whole batch in one call
     batches = [np.arange(i, i + 1) for i in range(n)] if method == "Score-CAM" else [np.arange(n)]
     run(batches[0])  # warm-up
-    times, peaks = [], []
+    times, peaks, before = [], [], cpu_counters()
     for _ in range(1 if method == "Score-CAM" else repeats):
         start = time.perf_counter()
         with PeakMemory() as memory:
             maps, classes, channels = (np.concatenate(o) for o in zip(*map(run, batches)))
         times.append(time.perf_counter() - start)
         peaks.append(memory)
+    busy, own = (b - a for a, b in zip(before, cpu_counters()))
+    info["other_cores"] = max(0.0, (busy - own) / sum(times))  # CPU taken by other processes
     info |= {"maps": maps.astype(np.float64).tolist(), "classes": classes.tolist(),
              "channels_scored": float(channels.mean()), "channels": int(model.get_layer(
                  info["layer"].split("/")[0]).output.shape[-1]),
@@ -259,7 +270,8 @@ def measure(method, impl, n, repeats):
         return {"errors": {"run": last[0] if last else f"exit code {out.returncode}"}}
     result = json.loads(lines[-1])
     print(f"  {method:<10} {impl:<21} {result['ms_per_image']:9.1f} ms/image  "
-          f"peak +{result['peak_extra_mb']:7.1f} MB  ({n} images, load {result['load_average']:.1f})",
+          f"peak +{result['peak_extra_mb']:7.1f} MB  ({n} images; other processes used "
+          f"{result['other_cores']:.2f} cores)",
           flush=True)
     return result
 
@@ -307,7 +319,7 @@ def main():
             a, b = ours.get(key), peer.get(key)
             row |= {f"camcore_{what}": a, f"peer_{what}": b, f"{what}_ratio": ratio(a, b)}
         row |= {f"{side}_{key}": run.get(key) for side, run in (("camcore", ours), ("peer", peer))
-                for key in ("peak_rss_mb", "load_average")}
+                for key in ("peak_rss_mb", "other_cores")}
         if method == "Score-CAM" and "ms_per_image" in ours and "ms_per_image" in peer:
             a, b = (r["ms_per_image"] / r["channels_scored"] for r in (ours, peer))
             row |= {"camcore_channels_scored": ours["channels_scored"],
@@ -338,11 +350,11 @@ def main():
             seen.update(notes)
             print(f"\n{r['method']} / {r['peer']}:\n  " + "\n  ".join(notes))
     print(f"\ntf-keras-vis settings: {TKV_SETTINGS}")
-    loads = {f"{m} / {i}": r["load_average"] for (m, i), r in runs.items() if "load_average" in r}
-    if max(loads.values(), default=0) > os.cpu_count() + 0.5:
-        print(f"\nwarning: 1-minute load average above {os.cpu_count() + 0.5} when some jobs "
-              "started; other processes shared the CPU and the times are not comparable: "
-              + ", ".join(f"{k} {v:.1f}" for k, v in loads.items()))
+    others = {f"{m} / {i}": r["other_cores"] for (m, i), r in runs.items() if "other_cores" in r}
+    if max(others.values(), default=0) > 0.2:
+        print("\nwarning: other processes shared the CPU during some measurements (average "
+              "cores they used), so those times are inflated: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in others.items()))
 
     report = {"command": "python " + " ".join(sys.argv),
               "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
