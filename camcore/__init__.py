@@ -29,15 +29,19 @@ from camcore.methods import (  # noqa: E402
     cam,
     grad_cam,
     grad_cam_plus_plus,
+    logits_and_probabilities,
+    normalize_maps,
     score_cam,
+    upsample,
 )
-from camcore.model_split import split_model  # noqa: E402
-from camcore.models import build_classifier, default_target_layer  # noqa: E402
+from camcore.model_split import default_target_layer, split_model  # noqa: E402
+from camcore.models import build_classifier  # noqa: E402
 from camcore.overlay import overlay, show_grid  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version lives (pyproject.toml reads it)
 __all__ = [
     "CLASS_NAMES", "METHODS", "CamResult", "EmptyMapWarning", "build_classifier", "cam",
     "default_target_layer", "find_dataset", "grad_cam", "grad_cam_plus_plus", "load_images",
-    "load_split", "overlay", "score_cam", "show_grid", "split_model",
+    "load_split", "logits_and_probabilities", "normalize_maps", "overlay", "score_cam",
+    "show_grid", "split_model", "upsample",
 ]

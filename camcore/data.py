@@ -14,7 +14,9 @@ with 150x150 RGB JPEGs in six classes. Typical use::
 from __future__ import annotations
 
 import math
+import numbers
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +61,11 @@ def split_dir(root, split: str) -> Path:
 
     Accepts Kaggle's nested layout ``root/seg_train/seg_train/<class>``, the flat
     ``root/seg_train/<class>`` and ``root/train/<class>``. A candidate fits when it
-    contains at least one of the six class folders.
+    contains at least one of the six class folders. ``~`` in ``root`` is expanded.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    root = Path(root)
+    root = Path(root).expanduser()
     candidates = [
         root / f"seg_{split}" / f"seg_{split}",
         root / f"seg_{split}",
@@ -74,17 +76,36 @@ def split_dir(root, split: str) -> Path:
             return folder
     looked = "\n".join(f"    {c}/<class>/" for c in candidates)
     raise DatasetNotFoundError(
-        f"No {split!r} split with class folders ({', '.join(CLASS_NAMES)}) under {root}.\n"
-        f"Looked for:\n{looked}"
+        f"The {split!r} split is missing under {root}: none of these folders holds a class "
+        f"folder ({', '.join(CLASS_NAMES)}):\n{looked}\n"
+        f"Kaggle's download has both splits: unzip all of it into {root}, or point "
+        f"{DATA_ENV_VAR} (or data_dir=...) at a folder that has the {split} split."
     )
 
 
 def _holds_data(root: Path) -> bool:
-    try:
-        split_dir(root, "train")
-    except DatasetNotFoundError:
-        return False
-    return True
+    """Whether ``root`` has the class folders of at least one split."""
+    for split in ("train", "test"):
+        try:
+            split_dir(root, split)
+            return True
+        except DatasetNotFoundError:
+            pass
+    return False
+
+
+def _checked_root(path, source: str) -> Path:
+    """``path`` with ``~`` expanded, or a ``DatasetNotFoundError`` saying what is wrong with it."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        problem = "does not exist"
+    elif not root.is_dir():
+        problem = "is a file, not a folder"
+    elif not _holds_data(root):
+        problem = "does not hold the dataset (no seg_train/<class> or seg_test/<class> folders)"
+    else:
+        return root
+    raise DatasetNotFoundError(f"{source} {root} {problem}.\n\n{_HOW_TO_GET_DATA}")
 
 
 def find_dataset(path=None) -> Path:
@@ -92,25 +113,16 @@ def find_dataset(path=None) -> Path:
 
     Order: the explicit ``path`` (an error if it does not hold the data); else the
     environment variable ``CAMCORE_DATA`` (likewise an error if set but wrong); else
-    ``kagglehub.dataset_download`` (its cache, or a ~360 MB download).
-    Raises ``DatasetNotFoundError`` explaining how to get the data when all fail.
+    ``kagglehub.dataset_download`` (its cache, or a ~360 MB download). ``~`` is expanded
+    (IPython's ``%env`` leaves it as is). A folder with only one of the two splits is accepted;
+    ``split_dir`` then reports the missing one. Raises ``DatasetNotFoundError`` explaining how
+    to get the data when all fail.
     """
     if path is not None:
-        if not _holds_data(Path(path)):
-            raise DatasetNotFoundError(
-                f"{path} does not hold the dataset (no seg_train/<class> folders)."
-                f"\n\n{_HOW_TO_GET_DATA}"
-            )
-        return Path(path)
-
+        return _checked_root(path, "The dataset folder")
     env = os.environ.get(DATA_ENV_VAR)
     if env:
-        if not _holds_data(Path(env)):
-            raise DatasetNotFoundError(
-                f"{DATA_ENV_VAR}={env} does not hold the dataset (no seg_train/<class> folders)."
-                f"\n\n{_HOW_TO_GET_DATA}"
-            )
-        return Path(env)
+        return _checked_root(env, f"{DATA_ENV_VAR}={env}: the folder")
 
     try:
         import kagglehub
@@ -137,9 +149,21 @@ def list_images(root, split: str) -> tuple[list[Path], np.ndarray]:
     """List the image files of ``split``, sorted by class then file name.
 
     Returns ``(paths, labels)`` with labels an int64 array (index into ``CLASS_NAMES``).
-    Missing class folders only warn; finding no image at all is an error.
+    Missing class folders and unknown ones (which are ignored) only warn; hidden folders
+    such as ``.ipynb_checkpoints`` are ignored silently. Finding no image at all is an error.
     """
     folder = split_dir(root, split)
+    unknown = sorted(
+        p.name for p in folder.iterdir()
+        if p.is_dir() and p.name not in CLASS_NAMES and not p.name.startswith(".")
+    )
+    if unknown:
+        warnings.warn(
+            f"{folder}: ignored unknown class folder(s) {', '.join(unknown)}; only "
+            f"{', '.join(CLASS_NAMES)} are loaded. Move the folder(s) out of {folder} "
+            "to silence this warning.",
+            stacklevel=2,
+        )
     paths: list[Path] = []
     labels: list[int] = []
     missing = []
@@ -186,23 +210,64 @@ def stratified_subset(labels, per_class=None, fraction=None, seed=0) -> np.ndarr
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
+# In a JPEG's entropy-coded data, FF00 is a stuffed FF byte and FFD0-FFD7 are restart markers.
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+
+
+def _jpeg_is_complete(data: bytes) -> bool:
+    """Whether the JPEG ``data`` (starting with SOI, FFD8) reaches its top-level EOI (FFD9).
+
+    Walks the marker segments, skipping each by its length field (so the EOI of an EXIF
+    thumbnail inside APP1 does not count); after each start of scan (FFDA) it skips the
+    entropy-coded data up to the next marker. Bytes after the EOI (some cameras and editors
+    append data) are allowed.
+    """
+    i = 2  # just after SOI
+    while i + 1 < len(data):
+        if data[i] != 0xFF:
+            return False  # not at a marker: a length field lied, or the file is garbage
+        marker = data[i + 1]
+        if marker == 0xD9:
+            return True
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length field
+            i += 2
+        else:
+            i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+            if marker == 0xDA:  # start of scan: skip the entropy-coded data
+                found = _NEXT_MARKER.search(data, i)
+                if found is None:
+                    return False
+                i = found.start()
+    return False
+
+
 def _read_image(path: Path):
-    """Decode ``path`` to an RGB uint8 array, or return None if it is not a complete image."""
-    buf = np.fromfile(path, np.uint8)
-    if buf.size == 0:
+    """Decode ``path`` to an RGB uint8 array, or return None if it is not a complete image.
+
+    The format is judged by the content, not the file name. Some OpenCV builds return a
+    partly grey image for a truncated JPEG, so JPEG data must also pass ``_jpeg_is_complete``.
+    """
+    data = path.read_bytes()
+    if not data:
         return None
-    # cv2 returns a partly grey image for truncated JPEGs: require the end-of-image marker
-    # (ignoring trailing zero padding, which some encoders add).
-    is_jpeg = path.suffix.lower() in (".jpg", ".jpeg")
-    if is_jpeg and not buf.tobytes().rstrip(b"\0").endswith(b"\xff\xd9"):
+    if data.startswith(b"\xff\xd8") and not _jpeg_is_complete(data):
         return None
     try:
-        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:
         return None
     if bgr is None:
         return None
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _check_size(size) -> None:
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        raise ValueError(
+            f"size must be a positive integer (the side in pixels, e.g. 224), not {size!r}"
+        )
 
 
 def _examples(paths, n=5) -> str:
@@ -219,6 +284,7 @@ def load_images(paths, size: int = 224, progress=None) -> tuple[np.ndarray, np.n
     and reported in one ``OddSizeWarning``. ``progress`` (default: more than 2000 images)
     prints a line about every 25 %.
     """
+    _check_size(size)
     paths = [Path(p) for p in paths]
     n = len(paths)
     if progress is None:
@@ -285,6 +351,7 @@ def load_split(
     to ``find_dataset``; ``progress`` (default: more than 2000 images) prints progress
     lines. Files that cannot be decoded are dropped (with a warning).
     """
+    _check_size(size)
     paths, labels = list_images(find_dataset(data_dir), split)
     if per_class is not None or fraction is not None:
         idx = stratified_subset(labels, per_class=per_class, fraction=fraction, seed=seed)

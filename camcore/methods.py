@@ -1,15 +1,38 @@
-"""CAM, Grad-CAM, Grad-CAM++ and Score-CAM, batched, on the logits of a Keras classifier.
+"""CAM, Grad-CAM, Grad-CAM++ and Score-CAM on the logits of a Keras classifier.
 
 Notation: A^k is channel k of the target layer's activations (h x w), y^c the logit (pre-softmax
-score) of class c, Z = h*w. Every method returns a :class:`CamResult` whose maps are ReLU'd and
-min-max normalised to [0, 1] per image, at feature resolution (``maps``) and bilinearly upsampled
-to the input size (``heatmaps``).
+score) of class c, Z = h*w. Every method is one shared pipeline with its own *weight function*:
+
+    split the model at the layer -> A, y (and dy^c/dA where needed), a batch at a time
+    -> w = the method's weights -> L^c = ReLU(sum_k w_k^c A^k) -> normalise to [0, 1]
+
+The weight functions (``cam_weights``, ``grad_cam_weights``, ...) are public and take plain
+arrays, so each can be read beside its formula and checked by hand.
+
+Parameters every method shares:
+
+* ``model``: a built, single-input Keras classifier taking raw RGB images. It may end in a
+  softmax or sigmoid (left out: the methods work on the logits) and nest its backbone.
+* ``images``: a batch (N, H, W, 3) of RGB pixels in ``value_range`` (default 0..255, as uint8
+  or float); one image is ``image[None]``.
+* ``classes``: the class to explain for each image: None (the predicted class), one int for
+  all, N ints (shape (N,) or (N, 1)), or class names when the model records them.
+* ``layer``: the target layer's name or path through nested models (``"outer/inner"``); default
+  the last 4-D activation before pooling (``camcore.default_target_layer``).
+* ``batch_size``: images (Score-CAM: masked images) per forward pass; memory grows with it, not
+  with N.
+* ``value_range``: the pixel range the model takes, ``(0, 255)`` or ``(0, 1)``.
+
+Each returns a :class:`CamResult`.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
+import weakref
 from dataclasses import dataclass
+from functools import cached_property
 
 import keras
 import numpy as np
@@ -26,67 +49,301 @@ class EmptyMapWarning(UserWarning):
 class CamResult:
     """What a method computed for a batch of N images.
 
-    maps: (N, h, w) in [0, 1]; heatmaps: (N, H, W) in [0, 1]; classes: (N,) the explained class;
-    scores: (N,) the softmax probability of that class on the unmasked image; channel_weights:
-    (N, K) the weight each method gave each channel of A.
+    maps: (N, h, w) in [0, 1]; classes: (N,) the explained class; scores: (N,) its probability on
+    the unmasked image; channel_weights: (N, K) the weight each channel of A got (for methods
+    with a weight per position, its mean over positions). ``heatmaps`` (N, H, W) in [0, 1], the
+    maps upsampled to the input size, are computed on first use (they hold H*W/(h*w) times more
+    numbers than the maps).
     """
 
     method: str
     layer: str
     maps: np.ndarray
-    heatmaps: np.ndarray
     classes: np.ndarray
     scores: np.ndarray
     channel_weights: np.ndarray
+    input_size: tuple
+
+    @cached_property
+    def heatmaps(self) -> np.ndarray:
+        return heatmaps_of(self.maps, self.input_size)
 
 
 # --------------------------------------------------------------------------------------------
-# Shared steps
+# Checking what the user gives
 # --------------------------------------------------------------------------------------------
-def check_images(model: keras.Model, images) -> np.ndarray:
-    """Raw RGB images as float32 (N, H, W, 3); a clear error for any other shape."""
-    x = np.asarray(images, dtype=np.float32)
-    expected = tuple(model.inputs[0].shape[1:])
+def check_images(images, expected_shape=None, value_range=(0, 255), name: str = "images"):
+    """``images`` as an array (N, H, W, 3), unchanged; a clear error for anything else.
+
+    Not copied (a large uint8 batch stays uint8: the methods convert one batch at a time).
+    Integer pixels are taken as they are if they lie in 0..255 (uint16 images are refused);
+    float pixels must be finite and, for the default ``value_range=(0, 255)``, not look scaled
+    to [0, 1]. ``expected_shape`` is the model's (H, W, C), None for any size.
+    ``value_range=None`` skips the pixel checks (for images camcore derived from checked ones).
+    """
+    if isinstance(images, (list, tuple)):
+        images = np.stack([np.asarray(im) for im in images]) if len(images) else np.empty(0)
+    x = images if isinstance(images, np.ndarray) else np.asarray(images)
+    channels = 3 if expected_shape is None else expected_shape[-1]
+    if x.ndim == 3 and x.shape[-1] in (1, 3, 4):
+        raise ValueError(f"{name} must be a batch (N, H, W, C); got one image of shape "
+                         f"{x.shape}. Add a batch axis: {name}[None].")
+    if x.ndim == 3:
+        raise ValueError(f"{name} has shape {x.shape}: a batch of grey images? The model takes "
+                         f"RGB; repeat the grey channel: np.repeat({name}[..., None], 3, axis=-1).")
+    if x.ndim == 4 and x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{name} has shape {x.shape}: channels first? The model takes channels "
+                         f"last (N, H, W, C); transpose: {name}.transpose(0, 2, 3, 1).")
     if x.ndim != 4:
-        hint = " Add a batch axis: images[None]." if x.ndim == 3 else ""
-        raise ValueError(f"images must be a batch (N, H, W, C); got shape {x.shape}.{hint}")
-    if x.shape[-1] != expected[-1]:
-        raise ValueError(f"images have {x.shape[-1]} channels; {model.name!r} expects "
-                         f"{expected[-1]} (RGB). Convert grey or RGBA images to RGB first.")
-    if any(e is not None and e != s for e, s in zip(expected[:2], x.shape[1:3])):
-        raise ValueError(f"images are {x.shape[1]}x{x.shape[2]}; {model.name!r} expects "
-                         f"{expected[0]}x{expected[1]}. Resize them, e.g. with camcore.load_images.")
+        raise ValueError(f"{name} must be a batch (N, H, W, C); got shape {x.shape}")
+    if x.shape[-1] != channels:
+        raise ValueError(f"{name} have {x.shape[-1]} channels; the model expects {channels} "
+                         "(RGB). Convert grey or RGBA images to RGB first.")
+    if expected_shape is not None and any(
+            e is not None and e != s for e, s in zip(expected_shape[:2], x.shape[1:3])):
+        raise ValueError(f"{name} are {x.shape[1]}x{x.shape[2]}; the model expects "
+                         f"{expected_shape[0]}x{expected_shape[1]}. Resize them, e.g. with "
+                         "camcore.load_images.")
     if x.shape[0] == 0:
-        raise ValueError("images is an empty batch")
+        raise ValueError(f"{name} is an empty batch")
+    if value_range is not None:
+        _check_pixel_values(x, value_range, name)
     return x
 
 
-def _check_classes(classes, logits: np.ndarray) -> np.ndarray:
-    n, num_classes = logits.shape
+def _check_pixel_values(x: np.ndarray, value_range, name: str):
+    low, high = value_range
+
+    def which(idx):  # "images [3, 7]", or just the name for a single image
+        return name if len(x) == 1 else f"{name} {idx[:10].tolist()}"
+
+    if x.dtype == np.uint8:
+        return
+    if x.dtype == np.uint16:
+        raise ValueError(f"{name}: uint16 pixels (16-bit, 0..65535), but the model takes 8-bit "
+                         f"values {low}..{high}. Convert: ({name} // 257).astype(np.uint8).")
+    if np.issubdtype(x.dtype, np.bool_) or not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{name}: dtype {x.dtype}; give uint8 or float pixels")
+    per_image = x.reshape(len(x), -1)
+    if np.issubdtype(x.dtype, np.floating):
+        sums = np.add.reduce(per_image, axis=1, dtype=np.float64)  # NaN/inf propagate; no copy
+        bad = np.flatnonzero(~np.isfinite(sums))
+        if bad.size:
+            raise ValueError(f"{which(bad)}: NaN or infinite pixel values")
+    lowest, highest = per_image.min(axis=1), per_image.max(axis=1)
+    if np.issubdtype(x.dtype, np.integer) and (lowest.min() < 0 or highest.max() > 255):
+        raise ValueError(f"{name}: integer pixels in {lowest.min()}..{highest.max()}, but the "
+                         f"model takes {low}..{high}. Give uint8 pixels.")
+    if high > 2 and np.issubdtype(x.dtype, np.floating):  # a 0..255 model given [0, 1]
+        scaled = np.flatnonzero((highest > 0) & (highest <= 1.0) & (lowest >= 0))
+        if scaled.size:
+            raise ValueError(
+                f"{which(scaled)}: pixel values in [0, 1], but the model takes {low}..{high} (raw "
+                f"RGB). Scale them: {name} * 255. If your model really takes [0, 1] pixels, pass "
+                "value_range=(0, 1).")
+    outside = np.flatnonzero((lowest < low - 1e-3) | (highest > high + 1e-3))
+    if outside.size:
+        i = outside[0]
+        raise ValueError(
+            f"{which(outside)}: pixel values outside {low}..{high} ({lowest[i]:g}..{highest[i]:g})."
+            " camcore's models take raw RGB and preprocess inside: give the pixels before any "
+            "preprocess_input. For another range, pass value_range=(low, high).")
+
+
+def check_classes(classes, n: int, split: SplitModel) -> np.ndarray:
+    """The class to explain for each of ``n`` images, as int64 (N,); -1 means "predicted"."""
     if classes is None:
-        return logits.argmax(axis=1)
-    out = np.broadcast_to(np.asarray(classes), (n,)).astype(np.int64)
-    bad = out[(out < 0) | (out >= num_classes)]
+        return np.full(n, -1, np.int64)
+    k = split.num_classes
+    if isinstance(classes, str) or np.asarray(classes).dtype.kind in "US":
+        classes = _class_indices(classes, split)
+    arr = np.asarray(classes)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool):
+        raise ValueError(
+            f"classes must be integer class indices (0..{k - 1}); got {arr.dtype} values such as "
+            f"{np.ravel(arr)[:3].tolist()}. For the predicted class use classes=None, or "
+            "probs.argmax(axis=1), not probs.max(axis=1).")
+    if arr.ndim == 2 and arr.shape == (n, 1):
+        arr = arr[:, 0]
+    if arr.ndim == 2 and arr.shape[1] == k and set(np.unique(arr)) <= {0, 1}:
+        raise ValueError(f"classes has shape {arr.shape}: one-hot rows? Give class indices, "
+                         "e.g. onehot.argmax(axis=1).")
+    if arr.ndim > 1 or (arr.ndim == 1 and len(arr) != n):
+        raise ValueError(f"classes must be one int or {n} ints (one per image), shape ({n},); "
+                         f"got shape {arr.shape}")
+    out = np.broadcast_to(arr, (n,)).astype(np.int64)
+    bad = out[(out < 0) | (out >= k)]
     if bad.size:
         raise ValueError(f"class index {int(bad[0])} is out of range: the model has "
-                         f"{num_classes} classes (0..{num_classes - 1})")
+                         f"{k} classes (0..{k - 1})")
     return out
+
+
+def _class_indices(classes, split: SplitModel):
+    names = split.class_names
+    if not names:
+        raise ValueError(f"classes given by name ({classes!r}), but this model does not record "
+                         "its class names: give integer indices instead.")
+    wanted = [classes] if isinstance(classes, str) else list(np.ravel(np.asarray(classes)))
+    unknown = [c for c in wanted if c not in names]
+    if unknown:
+        raise ValueError(f"unknown class name {unknown[0]!r}; the model's classes are "
+                         f"{', '.join(names)}")
+    indices = [names.index(c) for c in wanted]
+    return indices[0] if isinstance(classes, str) else indices
+
+
+def _check_count(value, name: str, minimum: int = 1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Compiled steps, one set per split (the cache lives here, not on the split)
+# --------------------------------------------------------------------------------------------
+_COMPILED: "weakref.WeakKeyDictionary[SplitModel, dict]" = weakref.WeakKeyDictionary()
+
+
+def _forward(split, x, wanted):
+    """A, y, and the explained classes (``wanted``, or the predicted class where it is -1)."""
+    a = split.features(x)
+    y = split.head(a)
+    classes = tf.where(wanted < 0, tf.argmax(y, axis=1, output_type=tf.int64), wanted)
+    return a, y, classes
+
+
+def _forward_and_gradients(split, x, wanted):
+    """A, y, classes, and g = dy^c/dA. The tape starts at A: the backward pass crosses the head."""
+    a = split.features(x)
+    with tf.GradientTape() as tape:
+        tape.watch(a)
+        y = split.head(a)
+        classes = tf.where(wanted < 0, tf.argmax(y, axis=1, output_type=tf.int64), wanted)
+        target = tf.gather(y, classes, axis=1, batch_dims=1)
+    return a, y, classes, tape.gradient(target, a)
+
+
+def _masked_probabilities(split, x, a, image_idx, channel_idx, classes):
+    """p_c(X o H^k) for a chunk of (image, channel) pairs (see score_cam_masks)."""
+    masks = score_cam_masks(tf.gather(tf.gather(a, image_idx), channel_idx, axis=3, batch_dims=1),
+                            tf.shape(x)[1:3])
+    probs = split.probabilities(split.logits(tf.gather(x, image_idx) * masks[..., None]))
+    return tf.gather(probs, classes, axis=1, batch_dims=1)
+
+
+def compiled(split: SplitModel, step):
+    """``step`` traced with tf.function for this split, once (kept while the split lives).
+
+    Wrapped in ``functools.partial`` so TensorFlow counts retracing per split: explaining several
+    models or layers in one session does not trigger its retracing warning.
+    """
+    per_split = _COMPILED.setdefault(split, {})
+    if step not in per_split:
+        per_split[step] = tf.function(functools.partial(step, split), reduce_retracing=True)
+    return per_split[step]
+
+
+def logits_and_probabilities(model: keras.Model, images, batch_size: int = 32,
+                             value_range=(0, 255)):
+    """``(logits, probabilities)``, each (N, classes), ``batch_size`` images at a time."""
+    split = split_model(model)
+    x = check_images(images, tuple(model.inputs[0].shape[1:]), value_range)
+    return _class_scores(split, x, _check_count(batch_size, "batch_size"))
+
+
+def _class_scores(split, x, batch_size):
+    run = compiled(split, _forward)
+    logits = []
+    for start in range(0, len(x), batch_size):
+        _, y, _ = run(tf.constant(x[start:start + batch_size], tf.float32),
+                      tf.constant(np.full(min(batch_size, len(x) - start), -1, np.int64)))
+        logits.append(y.numpy())
+    logits = np.concatenate(logits)
+    return logits, keras.ops.convert_to_numpy(split.probabilities(logits))
+
+
+# --------------------------------------------------------------------------------------------
+# The shared pipeline
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerBatch:
+    """What a weight function may use, for a batch of b images (tensors).
+
+    images (b, H, W, 3); activations A (b, h, w, K); gradients dy^c/dA (b, h, w, K) or None;
+    classes (b,); split: the model cut at the layer.
+    """
+
+    images: tf.Tensor
+    activations: tf.Tensor
+    gradients: tf.Tensor | None
+    classes: tf.Tensor
+    split: SplitModel
+
+
+def _prepare(model, images, classes, layer, batch_size, value_range):
+    """The checked inputs of every method: ``(split, images, classes, batch_size)``."""
+    split = split_model(model, layer)
+    x = check_images(images, tuple(model.inputs[0].shape[1:]), value_range)
+    return split, x, check_classes(classes, len(x), split), _check_count(batch_size, "batch_size")
+
+
+def _explain(method: str, weights, split, x, wanted, batch_size, gradients: bool) -> CamResult:
+    """Run ``weights(batch) -> w`` batch by batch: L^c = ReLU(sum_k w_k A^k), normalised.
+
+    ``w`` is (b, K), one weight per channel, or (b, h, w, K), one per channel and position.
+    Memory holds one batch of activations at a time, in float32.
+    """
+    run = compiled(split, _forward_and_gradients if gradients else _forward)
+    maps, channel_weights, explained, scores = [], [], [], []
+    for start in range(0, len(x), batch_size):
+        xb = tf.constant(x[start:start + batch_size], tf.float32)
+        a, y, cls, *g = run(xb, tf.constant(wanted[start:start + batch_size]))
+        if start == 0:
+            _warn_if_probabilities(split, y.numpy())
+        w = tf.cast(weights(LayerBatch(xb, a, g[0] if g else None, cls, split)), tf.float32)
+        full = w if w.shape.rank == 4 else w[:, None, None, :]
+        maps.append(tf.nn.relu(tf.reduce_sum(full * a, axis=-1)).numpy())
+        channel_weights.append((w if w.shape.rank == 2 else tf.reduce_mean(w, (1, 2))).numpy())
+        explained.append(cls.numpy())
+        scores.append(tf.gather(split.probabilities(y), cls, axis=1, batch_dims=1).numpy())
+    explained = np.concatenate(explained)
+    return CamResult(method, split.layer, normalize_maps(np.concatenate(maps), method, explained),
+                     explained, np.concatenate(scores), np.concatenate(channel_weights),
+                     tuple(x.shape[1:3]))
+
+
+def _warn_if_probabilities(split, logits: np.ndarray):
+    """A softmax hidden where camcore cannot see it (a Lambda, a custom layer) is reported."""
+    if split.sigmoid:
+        return
+    if np.all(logits >= 0) and np.allclose(logits.sum(axis=1), 1, atol=1e-4):
+        kind = "probabilities (non-negative, rows sum to 1)"
+    elif np.all(logits <= 0) and np.allclose(np.exp(logits).sum(axis=1), 1, atol=1e-4):
+        kind = "log-probabilities (exp of each row sums to 1)"
+    else:
+        return
+    warnings.warn(
+        f"the model output camcore took for logits looks like {kind}: a softmax "
+        "may be hidden in a custom layer, and the maps would explain it instead of the logits. "
+        "Make the model end in a Dense layer without activation followed by a Softmax layer.",
+        stacklevel=4)
 
 
 def normalize_maps(maps: np.ndarray, method: str = "", classes=None, warn: bool = True) -> np.ndarray:
     """Min-max normalise each map to [0, 1]: (M - min M) / (max M - min M).
 
-    A map with no range (all zeros after the ReLU, or constant) becomes zeros, with an
-    :class:`EmptyMapWarning` naming the images, instead of a division by zero.
+    A map with no range (all zeros after the ReLU, or constant) becomes zeros, with one
+    :class:`EmptyMapWarning` naming the images, instead of a division by zero. A map counts as
+    flat when its range is below float32 precision of its own magnitude, so valid maps of a tiny
+    scale (a randomised network's, ~1e-13) are normalised like any other.
     """
-    maps = np.asarray(maps, dtype=np.float64)
+    maps = np.asarray(maps, dtype=np.float32)
     axes = tuple(range(1, maps.ndim))
     low, high = maps.min(axis=axes, keepdims=True), maps.max(axis=axes, keepdims=True)
     span = high - low
-    # scale-free: a map is flat when its range is below float32 precision of its own magnitude
-    # (a random network can give valid maps of size 1e-13, which are normalised like any other)
     flat = span <= 1e-6 * np.maximum(np.abs(high), np.abs(low))
-    out = np.where(flat, 0.0, (maps - low) / np.where(flat, 1.0, span))
+    out = np.where(flat, 0.0, (maps - low) / np.where(flat, 1.0, span)).astype(np.float32)
     if warn and flat.any():
         idx = np.flatnonzero(flat.reshape(len(maps)))
         which = "" if classes is None else f" (classes {np.asarray(classes)[idx][:10].tolist()})"
@@ -94,199 +351,177 @@ def normalize_maps(maps: np.ndarray, method: str = "", classes=None, warn: bool 
             f"{method} map of image(s) {idx[:10].tolist()}{which} has no positive value: no "
             "channel of the target layer carries evidence for that class, so it is returned as "
             "zeros. Check the class index, or try an earlier layer.",
-            EmptyMapWarning, stacklevel=3)
-    return out.astype(np.float32)
+            EmptyMapWarning, stacklevel=4)
+    return out
 
 
 def upsample(maps: np.ndarray, size) -> np.ndarray:
-    """Bilinear upsampling of (N, h, w) maps to ``size`` = (H, W)."""
-    return tf.image.resize(np.asarray(maps)[..., None], size, method="bilinear").numpy()[..., 0]
+    """Bilinear upsampling (half-pixel centres, as OpenCV) of (N, h, w) maps to ``size`` (H, W)."""
+    return tf.image.resize(np.asarray(maps, np.float32)[..., None], size,
+                           method="bilinear").numpy()[..., 0]
 
 
-def _result(method, split, weighted_sum, images, classes, logits, weights):
-    """ReLU, normalise, upsample, and package."""
-    maps = normalize_maps(np.maximum(weighted_sum, 0.0), method, classes)
-    heatmaps = normalize_maps(upsample(maps, images.shape[1:3]), warn=False)  # warned above
-    probs = tf.nn.softmax(logits).numpy()
-    return CamResult(method, split.layer, maps, heatmaps, classes,
-                     probs[np.arange(len(classes)), classes], np.asarray(weights, np.float32))
-
-
-def _weighted_sum(weights, activations):
-    """sum_k w_k^c A^k for every image: (N, K) x (N, h, w, K) -> (N, h, w)."""
-    n, h, w, k = activations.shape
-    flat = np.asarray(activations, np.float64).reshape(n, h * w, k)
-    return (flat @ np.asarray(weights, np.float64)[:, :, None]).reshape(n, h, w)
-
-
-def _compiled(split: SplitModel, name: str):
-    """The tf.function ``name`` for this split, traced once and kept with the split."""
-    if name not in split.compiled:
-        split.compiled[name] = tf.function(_KERNELS[name](split), reduce_retracing=True)
-    return split.compiled[name]
-
-
-def _features_and_logits_kernel(split):
-    def run(x):
-        a = split.features(x)
-        return a, split.head(a)
-    return run
-
-
-def _gradient_weights_kernel(split, plus_plus: bool):
-    """Channel weights from g = dy^c/dA, taken on the logits (formulas: grad_cam and
-    grad_cam_plus_plus). The tape starts at A: the backward pass only crosses the head."""
-    def run(a, classes):
-        with tf.GradientTape() as tape:
-            tape.watch(a)
-            target = tf.gather(split.head(a), classes, axis=1, batch_dims=1)
-        g = tape.gradient(target, a)
-        if not plus_plus:
-            return tf.reduce_mean(g, axis=(1, 2))
-        a_sum = tf.reduce_sum(a, axis=(1, 2), keepdims=True)
-        g2 = tf.square(g)
-        alpha = tf.math.divide_no_nan(g2, 2 * g2 + a_sum * g2 * g)  # 0 where the denominator is 0
-        return tf.reduce_sum(alpha * tf.nn.relu(g), axis=(1, 2))
-    return run
-
-
-def _masked_scores_kernel(split):
-    """softmax(y(X o H^k))_c for a chunk of (image, channel) pairs."""
-    def run(x, a, image_idx, channel_idx, classes):
-        maps = tf.gather(tf.gather(a, image_idx), channel_idx, axis=3, batch_dims=1)
-        up = tf.image.resize(maps[..., None], tf.shape(x)[1:3], method="bilinear")
-        low = tf.reduce_min(up, axis=(1, 2, 3), keepdims=True)
-        high = tf.reduce_max(up, axis=(1, 2, 3), keepdims=True)
-        masks = tf.math.divide_no_nan(up - low, high - low)
-        logits = split.logits(tf.gather(x, image_idx) * masks)
-        return tf.gather(tf.nn.softmax(logits), classes, axis=1, batch_dims=1)
-    return run
-
-
-_KERNELS = {"features_and_logits": _features_and_logits_kernel,
-            "grad_cam_weights": lambda split: _gradient_weights_kernel(split, plus_plus=False),
-            "grad_cam_pp_weights": lambda split: _gradient_weights_kernel(split, plus_plus=True),
-            "masked_scores": _masked_scores_kernel}
-
-
-def _in_batches(fn, batch_size, *arrays):
-    """Apply ``fn`` to consecutive slices of ``arrays``; concatenate each output as numpy."""
-    outs = [fn(*(tf.constant(a[i:i + batch_size]) for a in arrays))
-            for i in range(0, len(arrays[0]), batch_size)]
-    if isinstance(outs[0], (tuple, list)):
-        return tuple(np.concatenate([o[j].numpy() for o in outs]) for j in range(len(outs[0])))
-    return np.concatenate([o.numpy() for o in outs])
-
-
-def _start(model, images, classes, layer, batch_size):
-    split = split_model(model, layer)
-    x = check_images(model, images)
-    activations, logits = _in_batches(_compiled(split, "features_and_logits"), batch_size, x)
-    if logits.shape[1] > 1 and np.all(logits >= 0) and np.allclose(logits.sum(axis=1), 1, atol=1e-4):
-        warnings.warn(
-            f"the output camcore took for logits from {model.name!r} looks like probabilities "
-            "(non-negative, rows sum to 1): the softmax may be hidden in a custom layer. Make the "
-            "model end in a Dense layer without activation followed by a Softmax layer.",
-            stacklevel=3)
-    return split, x, activations, logits, _check_classes(classes, logits)
+def heatmaps_of(maps: np.ndarray, size, batch_size: int = 256) -> np.ndarray:
+    """(N, h, w) maps upsampled to ``size`` and renormalised to [0, 1], a batch at a time."""
+    out = np.empty((len(maps), *size), np.float32)
+    for start in range(0, len(maps), batch_size):
+        out[start:start + batch_size] = normalize_maps(
+            upsample(maps[start:start + batch_size], size), warn=False)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
-# The four methods
+# The weight functions: arrays in, weights out
+# --------------------------------------------------------------------------------------------
+def cam_weights(dense_kernel, classes):
+    """CAM: w_k^c = W_kc, the final Dense kernel's column for class c. (K, C), (N,) -> (N, K)."""
+    return tf.transpose(tf.gather(tf.convert_to_tensor(dense_kernel), classes, axis=1))
+
+
+def grad_cam_weights(gradients):
+    """Grad-CAM: alpha_k^c = (1/Z) sum_ij dy^c/dA^k_ij. (N, h, w, K) -> (N, K)."""
+    return tf.reduce_mean(gradients, axis=(1, 2))
+
+
+def grad_cam_plus_plus_weights(activations, gradients):
+    """Grad-CAM++ (their Eq. 19, first-order gradients g = dy^c/dA^k_ij). -> (N, K).
+
+        alpha_ij^kc = g^2 / (2 g^2 + sum_ab A^k_ab g^3)   (0 where the denominator is 0)
+        w_k^c = sum_ij alpha_ij^kc ReLU(g)
+    """
+    a_sum = tf.reduce_sum(activations, axis=(1, 2), keepdims=True)
+    g2 = tf.square(gradients)
+    alpha = tf.math.divide_no_nan(g2, 2 * g2 + a_sum * g2 * gradients)
+    return tf.reduce_sum(alpha * tf.nn.relu(gradients), axis=(1, 2))
+
+
+def score_cam_masks(channel_maps, size):
+    """Score-CAM's masks H^k = s(Up(A^k)): bilinear to ``size``, then min-max to [0, 1].
+
+    s(M) = (M - min M) / (max M - min M); a constant map (no range) gives a zero mask.
+    (M, h, w) -> (M, H, W).
+    """
+    up = tf.image.resize(tf.convert_to_tensor(channel_maps, tf.float32)[..., None], size,
+                         method="bilinear")[..., 0]
+    low = tf.reduce_min(up, axis=(1, 2), keepdims=True)
+    high = tf.reduce_max(up, axis=(1, 2), keepdims=True)
+    return tf.math.divide_no_nan(up - low, high - low)
+
+
+def score_cam_weights(activations, class_probability, max_n: int | None = None,
+                      chunk: int = 32, progress=None):
+    """Score-CAM: alpha_k^c = p_c(X o H^k), the class probability of the image masked by H^k.
+
+    ``class_probability(image_idx, channel_idx)`` scores a chunk of (image, channel) pairs.
+    Channels whose activation is constant get weight 0 (their mask is undefined). ``max_n``
+    keeps only the ``max_n`` channels of largest spatial variance per image (Faster Score-CAM).
+    ``progress(count)`` is told how many masked images were scored. (N, h, w, K) -> (N, K).
+    """
+    a = np.asarray(activations)
+    n, _, _, channels = a.shape
+    variance = a.var(axis=(1, 2), dtype=np.float64)
+    order = np.argsort(-variance, axis=1, kind="stable")
+    keep = channels if max_n is None else min(max_n, channels)
+    pairs = np.array([(i, k) for i in range(n) for k in order[i, :keep] if variance[i, k] > 0],
+                     np.int64).reshape(-1, 2)
+    weights = np.zeros((n, channels), np.float32)
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start:start + chunk]
+        count = len(part)
+        if count < chunk:  # pad the last chunk so the compiled function keeps one shape
+            part = np.concatenate([part, np.repeat(part[-1:], chunk - count, axis=0)])
+        probs = np.asarray(class_probability(part[:, 0], part[:, 1]))
+        weights[part[:count, 0], part[:count, 1]] = probs[:count]
+        if progress is not None:
+            progress(count)
+    return weights
+
+
+# --------------------------------------------------------------------------------------------
+# The methods
 # --------------------------------------------------------------------------------------------
 def cam(model: keras.Model, images, classes=None, layer: str | None = None,
-        batch_size: int = 32) -> CamResult:
+        batch_size: int = 32, value_range=(0, 255)) -> CamResult:
     """Class Activation Mapping (Zhou et al., 2016): M_c = ReLU(sum_k w_k^c A^k).
 
-    w^c is the column of the final Dense kernel for class c, so the model must end in
-    feature map -> global average pooling -> (dropout) -> Dense. The ReLU follows the Score-CAM
-    paper's restatement of CAM, so the four methods are displayed alike.
+    w^c is the column of the final Dense kernel for class c (``cam_weights``), so the model must
+    end in feature map -> global average pooling -> (dropout) -> Dense. The ReLU follows the
+    Score-CAM paper's restatement of CAM, so all methods are displayed alike.
     """
-    split = split_model(model, layer)
+    split, x, wanted, batch_size = _prepare(model, images, classes, layer, batch_size,
+                                            value_range)
     kinds = [type(l) for l in split.head_layers if not isinstance(l, keras.layers.Dropout)]
     if kinds != [keras.layers.GlobalAveragePooling2D, keras.layers.Dense]:
         names = " -> ".join(getattr(l, "name", "?") for l in split.head_layers) or "nothing"
         raise ValueError(
             f"CAM needs the layer {split.layer!r} to be followed by GlobalAveragePooling2D -> "
-            f"(Dropout) -> Dense; {model.name!r} has {names}. Use grad_cam, which equals CAM on "
-            "such heads and works on any head.")
-    split, x, activations, logits, classes = _start(model, images, classes, layer, batch_size)
-    kernel = keras.ops.convert_to_numpy(split.head_layers[-1].kernel)  # (K, num_classes)
-    weights = kernel[:, classes].T
-    return _result("CAM", split, _weighted_sum(weights, activations), x, classes, logits, weights)
+            f"(Dropout) -> Dense(classes); {model.name!r} has {names}. Use grad_cam, which works "
+            "on any head (and equals CAM on such heads).")
+    kernel = split.head_layers[-1].kernel
+    if split.binary:  # one logit z: class 0 is explained by -z, class 1 by +z
+        kernel = keras.ops.concatenate([-kernel, kernel], axis=1)
+    return _explain("CAM", lambda b: cam_weights(kernel, b.classes), split, x, wanted,
+                    batch_size, gradients=False)
 
 
 def grad_cam(model: keras.Model, images, classes=None, layer: str | None = None,
-             batch_size: int = 32) -> CamResult:
+             batch_size: int = 32, value_range=(0, 255)) -> CamResult:
     """Grad-CAM (Selvaraju et al., 2017) on the logit y^c:
 
         alpha_k^c = (1/Z) sum_ij dy^c/dA^k_ij,    L^c = ReLU(sum_k alpha_k^c A^k).
     """
-    split, x, activations, logits, classes = _start(model, images, classes, layer, batch_size)
-    weights = _in_batches(_compiled(split, "grad_cam_weights"), batch_size, activations, classes)
-    return _result("Grad-CAM", split, _weighted_sum(weights, activations), x, classes, logits,
-                   weights)
+    return _explain("Grad-CAM", lambda b: grad_cam_weights(b.gradients),
+                    *_prepare(model, images, classes, layer, batch_size, value_range),
+                    gradients=True)
 
 
 def grad_cam_plus_plus(model: keras.Model, images, classes=None, layer: str | None = None,
-                       batch_size: int = 32) -> CamResult:
-    """Grad-CAM++ (Chattopadhay et al., 2018), the closed form of their Eq. 19 on the logit S^c.
+                       batch_size: int = 32, value_range=(0, 255)) -> CamResult:
+    """Grad-CAM++ (Chattopadhay et al., 2018), the closed form of their Eq. 19 on the logit y^c.
 
-    With g = dS^c/dA^k_ij (first-order gradients only; the exp(S^c) of the paper's exponential
-    trick cancels):
-
-        alpha_ij^kc = g^2 / (2 g^2 + sum_ab A^k_ab g^3)   (0 where the denominator is 0)
-        w_k^c = sum_ij alpha_ij^kc ReLU(g),    L^c = ReLU(sum_k w_k^c A^k).
-
-    This is the paper's formula *without* the extra renormalisation of alpha by its spatial sum
-    that the authors' code and tf-keras-vis add (pytorch-grad-cam also omits it). On a pooling ->
-    Dense head that renormalisation would turn Grad-CAM++ into CAM with negative weights zeroed.
+    L^c = ReLU(sum_k w_k^c A^k) with w from ``grad_cam_plus_plus_weights``: first-order
+    gradients only (the exp(S^c) of the paper's exponential trick cancels), and *without* the
+    renormalisation of alpha by its spatial sum that the authors' code and tf-keras-vis add
+    (pytorch-grad-cam also omits it). On a pooling -> Dense head that renormalisation would turn
+    Grad-CAM++ into CAM with its negative weights zeroed.
     """
-    split, x, activations, logits, classes = _start(model, images, classes, layer, batch_size)
-    weights = _in_batches(_compiled(split, "grad_cam_pp_weights"), batch_size, activations,
-                          classes)
-    return _result("Grad-CAM++", split, _weighted_sum(weights, activations), x, classes, logits,
-                   weights)
+    return _explain("Grad-CAM++", lambda b: grad_cam_plus_plus_weights(b.activations, b.gradients),
+                    *_prepare(model, images, classes, layer, batch_size, value_range),
+                    gradients=True)
 
 
 def score_cam(model: keras.Model, images, classes=None, layer: str | None = None,
-              max_n: int | None = None, batch_size: int = 32, progress: bool = True) -> CamResult:
+              max_n: int | None = None, batch_size: int = 32, progress: bool = True,
+              value_range=(0, 255)) -> CamResult:
     """Score-CAM (Wang et al., 2020), streaming the masked images.
 
-    For each channel k: H^k = s(Up(A^k)) with Up bilinear to the input size and
-    s(M) = (M - min M) / (max M - min M); the channel weight is the class probability of the
-    masked *raw* image, one softmax over the logits:
-
-        alpha_k^c = softmax(y(X o H^k))_c,    L^c = ReLU(sum_k alpha_k^c A^k).
-
-    This is the variant of the authors' code (whose numbers fill the paper's tables): probability
-    after a softmax over classes, no baseline subtracted. Channels whose activation is constant
-    get weight 0 (their mask is undefined). ``max_n`` keeps only the ``max_n`` channels with the
-    largest spatial variance per image (Faster Score-CAM). The masked images are built and scored
-    ``batch_size`` at a time, so memory does not grow with the number of channels K.
+    alpha_k^c = p_c(X o H^k) (``score_cam_weights``), with the masks H^k of
+    ``score_cam_masks``, and L^c = ReLU(sum_k alpha_k^c A^k). This is the variant of the
+    authors' code (whose numbers fill the paper's tables): the probability after one softmax over
+    the logits, no baseline subtracted. ``max_n`` keeps the ``max_n`` channels of largest
+    spatial variance per image (Faster Score-CAM). Masked images are built and scored
+    ``batch_size`` at a time, so memory does not grow with the number of channels K; a progress
+    bar counts them when there are more than 2048.
     """
-    split, x, activations, logits, classes = _start(model, images, classes, layer, batch_size)
-    n, _, _, channels = activations.shape
-    variance = activations.var(axis=(1, 2), dtype=np.float64)  # (N, K)
-    order = np.argsort(-variance, axis=1, kind="stable")
-    keep = channels if max_n is None else min(int(max_n), channels)
-    pairs = [(i, k) for i in range(n) for k in order[i, :keep] if variance[i, k] > 0]
-    weights = np.zeros((n, channels), np.float64)
-    score = _compiled(split, "masked_scores")
-    x_t, a_t = tf.constant(x), tf.constant(activations)
-    bar = keras.utils.Progbar(len(pairs), unit_name="masked image") if progress and len(pairs) > 2048 else None
-    for start in range(0, len(pairs), batch_size):
-        chunk = np.array(pairs[start:start + batch_size])
-        count = len(chunk)
-        if count < batch_size:  # pad the last chunk so the compiled function keeps one shape
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - count, axis=0)])
-        probs = score(x_t, a_t, tf.constant(chunk[:, 0]), tf.constant(chunk[:, 1]),
-                      tf.constant(classes[chunk[:, 0]])).numpy()
-        weights[chunk[:count, 0], chunk[:count, 1]] = probs[:count]
-        if bar is not None:
-            bar.add(count)
-    return _result("Score-CAM", split, _weighted_sum(weights, activations), x, classes, logits,
-                   weights)
+    split, x, wanted, batch_size = _prepare(model, images, classes, layer, batch_size,
+                                            value_range)
+    channels = split.feature_parts[-1].outputs[0].shape[-1]
+    max_n = channels if max_n is None else min(_check_count(max_n, "max_n"), channels)
+    total = len(x) * max_n
+    bar = keras.utils.Progbar(total, unit_name="masked image") if progress and total > 2048 else None
+    score = compiled(split, _masked_probabilities)
+
+    def weights(b: LayerBatch):
+        def class_probability(image_idx, channel_idx):
+            return score(b.images, b.activations, tf.constant(image_idx),
+                         tf.constant(channel_idx), tf.gather(b.classes, image_idx)).numpy()
+        return score_cam_weights(b.activations.numpy(), class_probability, max_n, batch_size,
+                                 None if bar is None else bar.add)
+
+    result = _explain("Score-CAM", weights, split, x, wanted, batch_size, gradients=False)
+    if bar is not None:  # constant channels were skipped: close the bar at its target
+        bar.update(total, finalize=True)
+    return result
 
 
 METHODS = {"CAM": cam, "Grad-CAM": grad_cam, "Grad-CAM++": grad_cam_plus_plus,

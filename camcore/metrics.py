@@ -23,32 +23,31 @@ from __future__ import annotations
 import cv2
 import keras
 import numpy as np
-import tensorflow as tf
 
-from camcore.methods import _compiled, check_images
-from camcore.model_split import split_model
+from camcore.methods import check_images, logits_and_probabilities
 
 
-def class_probabilities(model: keras.Model, images, classes, batch_size: int = 32) -> np.ndarray:
-    """p_c for each image and its class: softmax of the logits, ``batch_size`` images at a time."""
-    split = split_model(model)
-    run = _compiled(split, "features_and_logits")
-    x = check_images(model, images)
-    classes = np.broadcast_to(np.asarray(classes), (len(x),))
-    logits = np.concatenate([run(tf.constant(x[i:i + batch_size]))[1].numpy()
-                             for i in range(0, len(x), batch_size)])
-    return tf.nn.softmax(logits).numpy()[np.arange(len(x)), classes]
+def class_probabilities(model: keras.Model, images, classes, batch_size: int = 32,
+                        value_range=(0, 255)) -> np.ndarray:
+    """p_c for each image and its class: softmax of the logits, ``batch_size`` images at a time.
+
+    ``value_range=None`` skips the pixel checks: the metrics use it for the masked images they
+    derive from checked ones (a mostly deleted image may look like a [0, 1] image).
+    """
+    _, probs = logits_and_probabilities(model, images, batch_size, value_range)
+    classes = np.broadcast_to(np.asarray(classes), (len(probs),))
+    return probs[np.arange(len(probs)), classes]
 
 
 def explanation_scores(model, images, heatmaps, classes, batch_size: int = 32):
     """``(Y, O)``: p_c of each image, and of its explanation image E = heatmap * image."""
-    x = check_images(model, images)
+    x = check_images(images, tuple(model.inputs[0].shape[1:]))
     maps = np.asarray(heatmaps, np.float32)
     if maps.shape != x.shape[:3] or maps.min() < 0 or maps.max() > 1:
         raise ValueError(f"heatmaps must be (N, H, W) = {x.shape[:3]} in [0, 1]; got "
                          f"{maps.shape}. Use the heatmaps of a CamResult.")
     return (class_probabilities(model, x, classes, batch_size),
-            class_probabilities(model, x * maps[..., None], classes, batch_size))
+            class_probabilities(model, x * maps[..., None], classes, batch_size, None))
 
 
 def average_drop(y, o) -> float:
@@ -112,7 +111,7 @@ def deletion_insertion(model, images, heatmaps, classes, step: int | None = None
     ``step`` pixels change per step (default: H*W/32, rounded up, so 33 points per curve).
     Pixel order: decreasing heatmap value, ties broken by position (stable sort).
     """
-    x = check_images(model, images)
+    x = np.asarray(check_images(images, tuple(model.inputs[0].shape[1:])), np.float32)
     maps = np.asarray(heatmaps, np.float32)
     n, h, w, _ = x.shape
     step = step or -(-h * w // 32)
@@ -130,7 +129,7 @@ def deletion_insertion(model, images, heatmaps, classes, step: int | None = None
         inserted = np.where(shown, x[i], blurred[i])  # the top-ranked pixels come back
         for k, states in enumerate((deleted, inserted)):
             curves[k, i] = class_probabilities(model, states, classes[i] if np.ndim(classes)
-                                               else classes, batch_size)
+                                               else classes, batch_size, None)
         if bar is not None:
             bar.add(1)
     return curves[0], curves[1]

@@ -1,12 +1,19 @@
-"""Cut a Keras classifier at a target layer into ``features: image -> A`` and ``head: A -> logits``.
+"""Cut a Keras classifier at a target layer into ``features: image -> A`` and ``head: A -> y``.
 
-Every method needs the activations A of one layer and the class *logits* (scores before the
-softmax). camcore gets both without cloning or mutating the user's model: it builds two new
+Every method needs the activations A of one layer and the class *logits* y (scores before the
+softmax). camcore gets both without cloning or mutating the user's model: it builds new
 functional models over the model's own layers. The target layer may sit inside a nested model
 (``"efficientnet_lite0/top_activation"``), the usual shape of a transfer-learning classifier.
 
-The graph is read through the records Keras 3 keeps on every symbolic tensor
-(``tensor._keras_history`` and ``layer._inbound_nodes``).
+What the classifier may end in:
+
+* ``Dense`` (logits), optionally followed by a ``Softmax`` layer or ``Activation("softmax")``,
+  or a ``Dense`` with a softmax activation (any spelling: ``"softmax"``, ``tf.nn.softmax``,
+  ``keras.activations.softmax``); the softmax is left out, so y are the logits. The same for
+  ``log_softmax``.
+* ``Dense(1)`` with a sigmoid (a binary classifier): the logit is the pre-sigmoid z, and camcore
+  gives it two class scores y = (-z, +z), so class 1 is explained by +z and class 0 by -z; their
+  probabilities are sigmoid(y) = (1 - sigmoid(z), sigmoid(z)).
 """
 
 from __future__ import annotations
@@ -15,7 +22,34 @@ import weakref
 from dataclasses import dataclass, field
 
 import keras
+import numpy as np
 
+
+# --------------------------------------------------------------------------------------------
+# Reading the graph
+# --------------------------------------------------------------------------------------------
+def _producer(tensor):
+    """``(operation, call, input_tensors)`` of the call that produced a symbolic ``tensor``.
+
+    The one place camcore reads Keras 3 graph internals: every symbolic tensor carries
+    ``_keras_history = (operation, node_index, tensor_index)``, and the operation keeps its
+    calls (nodes) in ``_inbound_nodes``. ``call`` identifies the call: ``(id(operation),
+    node_index)``. (pyproject.toml bounds keras below 4 for this reason.)
+    """
+    operation, node_index, _ = tensor._keras_history
+    return operation, (id(operation), node_index), operation._inbound_nodes[node_index].input_tensors
+
+
+def _calls(model: keras.Model) -> dict[int, int]:
+    """How many times each layer (by id) is called in ``model``'s graph."""
+    calls, seen, stack = {}, set(), list(model.outputs)
+    while stack:
+        operation, call, inputs = _producer(stack.pop())
+        if call not in seen:
+            seen.add(call)
+            calls[id(operation)] = calls.get(id(operation), 0) + 1
+            stack.extend(inputs)
+    return calls
 
 
 def _is_model(layer) -> bool:
@@ -29,27 +63,49 @@ def _output_rank(layer) -> int | None:
         return None
 
 
+def _check_built(model: keras.Model):
+    """An error a user can act on for a model without a graph (an unbuilt Sequential model)."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ValueError(
+            f"model {model.name!r} is not built, so it has no layers to cut yet. Start it with "
+            "an input shape, e.g. keras.Sequential([keras.Input((224, 224, 3)), ...]), or call "
+            "model.build((None, 224, 224, 3)) first.")
+    if len(inputs) != 1:
+        raise ValueError(f"camcore explains single-input models; {model.name!r} has "
+                         f"{len(inputs)} inputs")
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing the target layer
+# --------------------------------------------------------------------------------------------
 def feature_layers(model: keras.Model, prefix: str = "") -> list[str]:
-    """Paths (``"outer/inner"``) of every layer with a 4-D output, nested models included."""
-    paths = []
+    """Paths (``"outer/inner"``) of the layers with a 4-D output that a map can be taken at.
+
+    Layers inside a nested model that is called more than once are left out: a map there would
+    describe only one of its calls.
+    """
+    paths, calls = [], _calls(model)
     for layer in model.layers:
         path = prefix + layer.name
-        if _is_model(layer):
-            paths += feature_layers(layer, path + "/")
-        if not isinstance(layer, keras.layers.InputLayer) and _output_rank(layer) == 4:
+        if _is_model(layer):  # listed by its own layers (its output is its last layer's)
+            paths += feature_layers(layer, path + "/") if calls.get(id(layer)) == 1 else []
+        elif not isinstance(layer, keras.layers.InputLayer) and _output_rank(layer) == 4:
             paths.append(path)
     return paths
 
 
-def last_feature_layer(model: keras.Model) -> str:
-    """The last 4-D activation before pooling: the last 4-D layer, descending into nested models."""
-    for layer in reversed(model.layers):
-        if _is_model(layer):  # a nested backbone, or a whole classifier wrapped in a model
-            if any(_output_rank(l) == 4 for l in layer.layers):
-                return f"{layer.name}/{last_feature_layer(layer)}"
-        elif _output_rank(layer) == 4 and not isinstance(layer, keras.layers.InputLayer):
-            return layer.name
-    raise ValueError(f"model {model.name!r} has no layer with a 4-D (batch, h, w, channels) output")
+def default_target_layer(model: keras.Model) -> str:
+    """The last 4-D activation before pooling: the last 4-D layer, inside nested models too."""
+    _check_built(model)
+    candidates = feature_layers(model)
+    if not candidates:
+        raise ValueError(f"model {model.name!r} has no layer with a 4-D (batch, h, w, channels) "
+                         "output to take a map at")
+    return candidates[-1]
 
 
 def resolve_layer(model: keras.Model, name: str) -> list[keras.layers.Layer]:
@@ -67,21 +123,99 @@ def resolve_layer(model: keras.Model, name: str) -> list[keras.layers.Layer]:
         sub = next((l for l in m.layers if l.name == parts[0] and _is_model(l)), None)
         return [[sub] + chain for chain in search(sub, parts[1:])] if sub else []
 
+    def repeated(chain):  # (nested model, calls) for a model on the way called more than once
+        parents = [model] + chain[:-1]
+        counts = [(sub, _calls(parent).get(id(sub), 0)) for parent, sub in zip(parents, chain[:-1])]
+        return [(sub, n) for sub, n in counts if n > 1]
+
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"layer must be a layer name or path such as 'outer/inner'; got {name!r}")
     hits = search(model, name.split("/"))
-    if len(hits) == 1 and _output_rank(hits[0][-1]) == 4:
+    twice = [r for chain in hits for r in repeated(chain)]
+    if len(hits) == 1 and _output_rank(hits[0][-1]) == 4 and not twice:
         return hits[0]
     candidates = feature_layers(model)
-    shown = ", ".join(candidates[-12:])
     if not hits:
         problem = f"no layer {name!r} in model {model.name!r}"
     elif len(hits) > 1:
         problem = f"layer name {name!r} is ambiguous in model {model.name!r}; give its full path"
+    elif twice:
+        problem = (f"{twice[0][0].name!r} is called {twice[0][1]} times in {model.name!r}, so "
+                   f"a map at {name!r} would describe only one of its calls")
     else:
-        problem = f"layer {name!r} has a {_output_rank(hits[0][-1])}-D output, not 4-D (batch, h, w, channels)"
+        problem = (f"layer {name!r} has a {_output_rank(hits[0][-1])}-D output, not 4-D "
+                   "(batch, h, w, channels)")
+    if not candidates:
+        raise ValueError(f"{problem}. {model.name!r} has no other layer to take a map at.")
     raise ValueError(
         f"{problem}. Choose a convolutional layer; the last of the {len(candidates)} candidates "
-        f"are: {shown} (default: {last_feature_layer(model)!r})"
-    )
+        f"are: {', '.join(candidates[-12:])} (default: {candidates[-1]!r})")
+
+
+# --------------------------------------------------------------------------------------------
+# Finding the logits
+# --------------------------------------------------------------------------------------------
+_PROBE = np.array([[0.5, -1.0, 2.0]], np.float32)
+
+
+def _activation_kind(function) -> str | None:
+    """``"softmax"``, ``"log_softmax"``, ``"sigmoid"`` or None (linear or anything else).
+
+    Judged by what the function does to a probe vector, so every spelling (``"softmax"``,
+    ``tf.nn.softmax``, ``keras.activations.softmax``, ...) is recognised.
+    """
+    if function is None:
+        return None
+    try:
+        out = keras.ops.convert_to_numpy(function(keras.ops.convert_to_tensor(_PROBE)))
+    except Exception:  # noqa: BLE001 - an activation that cannot take the probe is not one of ours
+        return None
+    e = np.exp(_PROBE - _PROBE.max())
+    references = {"softmax": e / e.sum(), "log_softmax": np.log(e / e.sum()),
+                  "sigmoid": 1 / (1 + np.exp(-_PROBE))}
+    for kind, reference in references.items():
+        if out.shape == reference.shape and np.allclose(out, reference, atol=1e-5):
+            return kind
+    return None
+
+
+def _final_activation(layer) -> str | None:
+    """The kind of output activation a layer applies (a Softmax layer counts as "softmax")."""
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    if isinstance(layer, (keras.layers.Activation, keras.layers.Dense)):
+        return _activation_kind(layer.activation)
+    return None
+
+
+def _logits_tensor(model: keras.Model):
+    """``(tensor, dense, kind)``: the logits of a single-output classifier and how it ends.
+
+    A final ``Softmax`` / ``Activation`` layer applying softmax, log-softmax or sigmoid (``kind``)
+    is skipped; a final ``Dense`` with such an activation is returned (``dense``) to be replayed
+    without it.
+    """
+    if len(model.outputs) != 1:
+        raise ValueError(f"camcore explains single-output classifiers; {model.name!r} has "
+                         f"{len(model.outputs)} outputs")
+    out = model.outputs[0]
+    layer, _, inputs = _producer(out)
+    kind = _final_activation(layer)
+    if kind is None:
+        return out, None, None
+    return inputs[0], layer if isinstance(layer, keras.layers.Dense) else None, kind
+
+
+def _head_layers(start, end) -> list:
+    """Layers on the path from tensor ``start`` to tensor ``end`` ([None] if not a chain)."""
+    layers, tensor = [], end
+    while tensor is not start:
+        operation, _, inputs = _producer(tensor)
+        layers.append(operation)
+        if len(inputs) != 1:
+            return [None]
+        tensor = inputs[0]
+    return layers[::-1]
 
 
 def _graph_tensor(model: keras.Model, layer, *, output: bool):
@@ -92,59 +226,40 @@ def _graph_tensor(model: keras.Model, layer, *, output: bool):
         if id(tensor) in seen:
             continue
         seen.add(id(tensor))
-        operation, node_index, _ = tensor._keras_history
-        node = operation._inbound_nodes[node_index]
+        operation, _, inputs = _producer(tensor)
         if operation is layer:
             if output:
                 return tensor
-            if len(node.input_tensors) != 1:
+            if len(inputs) != 1:
                 raise ValueError(f"nested model {layer.name!r} must take exactly one input")
-            return node.input_tensors[0]
-        stack.extend(node.input_tensors)
+            return inputs[0]
+        stack.extend(inputs)
     raise ValueError(f"layer {layer.name!r} is not on the path to the outputs of {model.name!r}")
 
 
-def _logits_tensor(model: keras.Model):
-    """The pre-softmax tensor of a single-output classifier, and the Dense layer to finish it.
+def class_names(model: keras.Model) -> tuple[str, ...] | None:
+    """The class names a model records on its output layer (``layer.class_names``), if any.
 
-    A final ``Softmax``/``Activation("softmax")`` layer is skipped; a final ``Dense`` with a
-    softmax activation is replayed without it (``dense`` is returned for that).
+    camcore's own classifiers record them (see ``camcore.models``); a wrapped classifier is
+    looked into.
     """
-    if len(model.outputs) != 1:
-        raise ValueError(f"camcore explains single-output classifiers; {model.name!r} has "
-                         f"{len(model.outputs)} outputs")
-    out = model.outputs[0]
-    layer, node_index, _ = out._keras_history
-    node = layer._inbound_nodes[node_index]
-    activation = getattr(getattr(layer, "activation", None), "__name__", None)
-    if isinstance(layer, keras.layers.Softmax) or (
-        isinstance(layer, keras.layers.Activation) and activation == "softmax"
-    ):
-        return node.input_tensors[0], None
-    if isinstance(layer, keras.layers.Dense) and activation == "softmax":
-        return node.input_tensors[0], layer
-    return out, None
+    layer, _, _ = _producer(model.outputs[0])
+    names = getattr(layer, "class_names", None)
+    if names:
+        return tuple(names)
+    return class_names(layer) if _is_model(layer) else None
 
 
-def _head_layers(start, end) -> list:
-    """Layers on the path from tensor ``start`` back-to-front to tensor ``end`` (a chain only)."""
-    layers, tensor = [], end
-    while tensor is not start:
-        operation, node_index, _ = tensor._keras_history
-        node = operation._inbound_nodes[node_index]
-        layers.append(operation)
-        if len(node.input_tensors) != 1:
-            return [None]  # not a simple chain
-        tensor = node.input_tensors[0]
-    return layers[::-1]
-
-
+# --------------------------------------------------------------------------------------------
+# The split
+# --------------------------------------------------------------------------------------------
 @dataclass(eq=False)
 class SplitModel:
-    """``features(x) -> A`` and ``head(A) -> logits`` for one model and one target layer.
+    """``features(x) -> A`` and ``head(A) -> y`` (class logits) for one model and one layer.
 
     ``head_layers`` lists the layers between A and the logits (innermost first); CAM reads its
-    weights from them.
+    weights from them. ``binary`` marks a one-logit (sigmoid) classifier, whose two class scores
+    are y = (-z, +z); ``sigmoid`` a classifier whose probabilities are sigmoid(y), not softmax(y).
     """
 
     layer: str
@@ -152,7 +267,10 @@ class SplitModel:
     head_parts: list = field(repr=False)  # applied in order: innermost model first
     final_dense: keras.layers.Dense | None = field(repr=False, default=None)
     head_layers: list = field(repr=False, default_factory=list)
-    compiled: dict = field(repr=False, default_factory=dict)  # tf.functions built by the methods
+    num_classes: int = 0
+    binary: bool = False
+    sigmoid: bool = False
+    class_names: tuple | None = None
 
     def features(self, images, training=False):
         x = images
@@ -161,15 +279,22 @@ class SplitModel:
         return x
 
     def head(self, activations, training=False):
+        """The class logits y from the activations A (the output activation left out)."""
         x = activations
         for part in self.head_parts:
             x = part(x, training=training)
-        if self.final_dense is not None:  # the Dense layer's own softmax is left out
-            x = keras.ops.matmul(x, self.final_dense.kernel) + self.final_dense.bias
-        return x
+        if self.final_dense is not None:  # the Dense layer's own activation is left out
+            x = keras.ops.matmul(x, self.final_dense.kernel)
+            if self.final_dense.bias is not None:
+                x = x + self.final_dense.bias
+        return keras.ops.concatenate([-x, x], axis=-1) if self.binary else x
 
     def logits(self, images):
         return self.head(self.features(images))
+
+    def probabilities(self, logits):
+        """softmax(y) over the classes, or sigmoid(y) for a sigmoid (e.g. binary) classifier."""
+        return keras.ops.sigmoid(logits) if self.sigmoid else keras.ops.softmax(logits, axis=-1)
 
 
 _SPLITS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
@@ -177,8 +302,9 @@ _SPLITS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDiction
 
 def split_model(model: keras.Model, layer: str | None = None) -> SplitModel:
     """Split ``model`` at ``layer`` (default: the last 4-D activation before pooling). Cached."""
-    from camcore.models import default_target_layer
-
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model; got {type(model).__name__}")
+    _check_built(model)
     layer = layer or default_target_layer(model)
     per_model = _SPLITS.setdefault(model, {})
     if layer not in per_model:
@@ -186,39 +312,47 @@ def split_model(model: keras.Model, layer: str | None = None) -> SplitModel:
     return per_model[layer]
 
 
-def _split(model, layer):
+def _split(model: keras.Model, layer: str) -> SplitModel:
+    """Build the split by walking down the chain of nested models to the target layer.
+
+    At each level (the outer model, then each nested model on the way down) the features part
+    runs from that level's input to the nested model's input (or, at the last level, to the
+    target layer's output), and the head part from the nested model's output to that level's
+    output. The logits are found in the outermost level whose output is not simply passed on:
+    there a final softmax (or sigmoid) is left out.
+    """
     chain = resolve_layer(model, layer)
     path = "/".join(l.name for l in chain)
     feature_parts, head_parts, head_layers = [], [], []
-    final_dense = None
-    logits_pending = True  # the logits are in the outermost model whose output is not passed on
+    final_dense, kind = None, None
+    logits_pending = True
     parent = model
     for level, inner in enumerate(chain):
-        if len(parent.inputs) != 1:
-            raise ValueError(f"camcore explains single-input models; {parent.name!r} has "
-                             f"{len(parent.inputs)} inputs")
-        if level == len(chain) - 1:  # the target layer itself
-            start = _graph_tensor(parent, inner, output=True)
-            feature_parts.append(keras.Model(parent.inputs[0], start))
-        else:  # a nested model on the way down: features run up to its input
-            feature_parts.append(keras.Model(parent.inputs[0],
-                                             _graph_tensor(parent, inner, output=False)))
-            start = _graph_tensor(parent, inner, output=True)
+        _check_built(parent)
+        start = _graph_tensor(parent, inner, output=True)
+        last = level == len(chain) - 1
+        feature_parts.append(keras.Model(
+            parent.inputs[0], start if last else _graph_tensor(parent, inner, output=False)))
         if logits_pending:
-            end, final_dense = _logits_tensor(parent)
-            logits_pending = start is end and final_dense is None
+            end, final_dense, kind = _logits_tensor(parent)
+            logits_pending = start is end and kind is None
         else:
             end = parent.outputs[0]
         if start is not end:
             try:
                 head_parts.insert(0, keras.Model(start, end))
             except ValueError as e:
+                others = [c for c in feature_layers(model) if c != path]
+                hint = (f"Choose the output of a whole block, e.g. {others[-1]!r}." if others
+                        else "No other layer of this model can be explained.")
                 raise ValueError(
                     f"layer {path!r} does not separate {parent.name!r}: its output alone does not "
-                    "determine the prediction (another branch bypasses it). Choose the output of "
-                    f"a whole block, e.g. {last_feature_layer(model)!r}. Keras said: {e}"
-                ) from e
+                    f"determine the prediction (another branch bypasses it). {hint} "
+                    f"Keras said: {e}") from e
             head_layers[:0] = _head_layers(start, end)
         parent = inner
+    units = int(model.outputs[0].shape[-1])  # output activations keep the number of units
     return SplitModel(path, feature_parts, head_parts, final_dense,
-                      head_layers + ([final_dense] if final_dense is not None else []))
+                      head_layers + ([final_dense] if final_dense is not None else []),
+                      num_classes=2 if units == 1 else units, binary=units == 1,
+                      sigmoid=units == 1 or kind == "sigmoid", class_names=class_names(model))

@@ -1,7 +1,7 @@
 """The classifier the book explains.
 
     raw RGB in [0, 255] -> preprocess -> backbone -> global average pooling -> dropout
-    -> Dense ("logits") -> Softmax ("probs")
+    -> Dense ("logits") -> ClassSoftmax ("probs", records the class names)
 
 The preprocessing lives inside the model, so masking a pixel to 0 (Score-CAM, the metrics) means
 black whatever the backbone. The Dense layer has no activation: its output is the logits, which
@@ -18,7 +18,23 @@ from camcore.data import CLASS_NAMES
 INPUT_SIZE = 224
 
 
-def build_classifier(backbone: str = "efficientnet_lite0", num_classes: int = len(CLASS_NAMES),
+@keras.saving.register_keras_serializable(package="camcore")
+class ClassSoftmax(keras.layers.Softmax):
+    """A Softmax layer that records the class names, saved with the model.
+
+    camcore reads them (``camcore.model_split.class_names``), so a class can be given by name:
+    ``grad_cam(model, images, classes="glacier")``.
+    """
+
+    def __init__(self, class_names=(), **kwargs):
+        super().__init__(**kwargs)
+        self.class_names = tuple(class_names)
+
+    def get_config(self):
+        return {**super().get_config(), "class_names": list(self.class_names)}
+
+
+def build_classifier(backbone: str = "efficientnet_lite0", class_names=CLASS_NAMES,
                      input_size: int = INPUT_SIZE, dropout: float = 0.2,
                      weights: str | None = "imagenet", seed: int = 0) -> keras.Model:
     """Build the classifier on an ImageNet backbone (``"efficientnet_lite0"`` or ``"resnet50"``).
@@ -32,25 +48,7 @@ def build_classifier(backbone: str = "efficientnet_lite0", num_classes: int = le
     x = spec.build(shape, weights)(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
-    logits = keras.layers.Dense(num_classes, name="logits",
+    logits = keras.layers.Dense(len(class_names), name="logits",
                                 kernel_initializer=keras.initializers.GlorotUniform(seed))(x)
-    probs = keras.layers.Softmax(name="probs")(logits)
+    probs = ClassSoftmax(class_names, name="probs")(logits)
     return keras.Model(inputs, probs, name=f"{backbone}_classifier")
-
-
-def backbone_of(model: keras.Model) -> str | None:
-    """Name of the camcore backbone nested in ``model`` (None for a model camcore did not build)."""
-    from camcore.backbones import BACKBONES
-
-    names = {layer.name for layer in model.layers}
-    return next((name for name in BACKBONES if name in names), None)
-
-
-def default_target_layer(model: keras.Model) -> str:
-    """``"<backbone>/<layer>"`` for a camcore classifier, else the last 4-D layer found."""
-    name = backbone_of(model)
-    if name is not None:
-        return f"{name}/{get_backbone(name).target_layer}"
-    from camcore.model_split import last_feature_layer
-
-    return last_feature_layer(model)

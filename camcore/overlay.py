@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from camcore.methods import check_images
+
 
 def overlay(image, heatmap, alpha: float = 0.4, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
     """Blend a [0, 1] heatmap, coloured with an OpenCV colormap, over an RGB image.
@@ -12,10 +14,11 @@ def overlay(image, heatmap, alpha: float = 0.4, colormap: int = cv2.COLORMAP_JET
     ``image`` is (H, W, 3) in [0, 255]; ``heatmap`` is (h, w) in [0, 1] and is resized to the
     image if needed. Returns uint8 RGB: (1 - alpha) * image + alpha * colour(heatmap).
     """
-    image = np.asarray(image, dtype=np.float32)
+    image = np.asarray(image)
     heatmap = np.asarray(heatmap, dtype=np.float32)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"image must be (H, W, 3) RGB; got shape {image.shape}")
+    image = check_images(image[None], name="image")[0].astype(np.float32)
     if heatmap.ndim != 2:
         raise ValueError(f"heatmap must be 2-D (h, w); got shape {heatmap.shape}")
     if not np.isfinite(heatmap).all() or heatmap.min() < 0 or heatmap.max() > 1:
@@ -32,11 +35,15 @@ def show_grid(images, titles=None, row_titles=None, ncols: int | None = None,
               size: float = 2.2, title: str | None = None):
     """Show images in a grid (one row per ``row_titles`` entry if given); returns the Figure.
 
-    2-D arrays are drawn as [0, 1] heatmaps with the jet colormap, 3-D ones as RGB images.
+    2-D arrays are drawn as [0, 1] heatmaps with the jet colormap, 3-D ones as RGB images with
+    pixels in 0..255 (checked as the methods check them).
     """
     import matplotlib.pyplot as plt
 
-    images = list(images)
+    images = [np.asarray(im) for im in images]
+    for i, im in enumerate(images):
+        if im.ndim == 3:
+            check_images(im[None], name=f"images[{i}]")
     ncols = ncols or (len(images) // len(row_titles) if row_titles else min(len(images), 6))
     nrows = -(-len(images) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
@@ -45,8 +52,8 @@ def show_grid(images, titles=None, row_titles=None, ncols: int | None = None,
         ax.set_yticks([])
         ax.set_frame_on(False)
         if i < len(images):
-            ax.imshow(np.asarray(images[i]).astype(np.uint8) if np.asarray(images[i]).ndim == 3
-                      else images[i], cmap="jet", vmin=0, vmax=1)
+            ax.imshow(images[i].astype(np.uint8) if images[i].ndim == 3 else images[i],
+                      cmap="jet", vmin=0, vmax=1)
             if titles is not None:
                 ax.set_title(titles[i], fontsize=9)
     for r, label in enumerate(row_titles or []):

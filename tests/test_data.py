@@ -1,6 +1,7 @@
 """Tests for camcore.data: dataset discovery, layouts, listing, subsetting and robust loading."""
 
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -45,6 +46,12 @@ needs_real_data = pytest.mark.skipif(
 def tiny(tmp_path_factory):
     """A tiny synthetic dataset (4 images per class and split), shared by read-only tests."""
     return write_tiny_dataset(tmp_path_factory.mktemp("tiny"), per_class=4)
+
+
+@pytest.fixture
+def tolerant_decoder(monkeypatch):
+    """Imitate OpenCV builds that decode a truncated JPEG (half grey) instead of failing."""
+    monkeypatch.setattr(cv2, "imdecode", lambda buf, flags: np.full((150, 150, 3), 128, np.uint8))
 
 
 def _fail_download(*args, **kwargs):
@@ -111,6 +118,47 @@ def test_kagglehub_path_is_used(tiny, monkeypatch):
     assert find_dataset() == Path(tiny)
 
 
+PROBLEMS = {
+    "missing": "does not exist",
+    "file": "is a file, not a folder",
+    "no layout": "does not hold the dataset (no seg_train/<class> or seg_test/<class> folders)",
+}
+
+
+@pytest.mark.parametrize("state", PROBLEMS)
+@pytest.mark.parametrize("via", ["path", "env"])
+def test_bad_folder_message_says_what_is_wrong(tmp_path, monkeypatch, via, state):
+    folder = tmp_path / "x" / "y"
+    if state == "file":
+        folder.parent.mkdir()
+        folder.write_text("not a folder")
+    elif state == "no layout":
+        (folder / "seg_train" / "not-a-class").mkdir(parents=True)
+    monkeypatch.setenv(DATA_ENV_VAR, str(folder))
+    with pytest.raises(DatasetNotFoundError) as info:
+        find_dataset(folder if via == "path" else None)
+    message = str(info.value)
+    source = "The dataset folder" if via == "path" else f"{DATA_ENV_VAR}={folder}: the folder"
+    assert message.startswith(f"{source} {folder} {PROBLEMS[state]}.\n\n")
+    _check_help_message(message)
+
+
+@pytest.mark.parametrize("via", ["env", "data_dir"])
+def test_tilde_is_expanded(tmp_path, monkeypatch, via):
+    """IPython's ``%env CAMCORE_DATA=~/data/...`` leaves the ``~`` unexpanded."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    root = write_tiny_dataset(tmp_path / "data" / "intel", per_class=1)
+    if via == "env":
+        monkeypatch.setenv(DATA_ENV_VAR, "~/data/intel")
+        data_dir = None
+    else:
+        monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path / "elsewhere"))  # must not be used
+        data_dir = "~/data/intel"
+    assert find_dataset(data_dir) == root
+    split = load_split("test", size=32, data_dir=data_dir)
+    assert len(split) == 6 and all(p.is_relative_to(root) for p in split.paths)
+
+
 # ---------------------------------------------------------------- layouts
 
 
@@ -142,6 +190,20 @@ def test_split_dir_errors(tmp_path):
         split_dir(tmp_path, "train")
     with pytest.raises(ValueError):
         split_dir(tmp_path, "valid")
+
+
+def test_test_split_alone_is_enough(tmp_path, monkeypatch):
+    root = write_tiny_dataset(tmp_path / "d", per_class=2)
+    shutil.rmtree(root / "seg_train")
+    assert find_dataset(root) == root
+    monkeypatch.setenv(DATA_ENV_VAR, str(root))
+    assert find_dataset() == root
+    assert len(load_split("test", size=32)) == 12
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_split("train", size=32)
+    message = str(info.value)
+    assert message.startswith(f"The 'train' split is missing under {root}: ")
+    assert f"{root / 'seg_train' / 'seg_train'}/<class>/" in message  # where it looked
 
 
 # ---------------------------------------------------------------- listing and loading
@@ -178,6 +240,7 @@ def _check_small_load(root):
 def test_real_listing(split):
     known = KNOWN_COUNTS[split] if REAL_DATA.resolve() == SHARED_DATA.resolve() else None
     _check_listing(REAL_DATA, split, known)
+    assert sorted(os.listdir(split_dir(REAL_DATA, split))) == list(CLASS_NAMES)
 
 
 @needs_real_data
@@ -216,8 +279,24 @@ def test_missing_class_folder_warns(tmp_path):
     root = write_tiny_dataset(tmp_path, per_class=1)
     shutil.rmtree(root / "seg_test" / "seg_test" / "glacier")
     with pytest.warns(UserWarning, match="glacier"):
-        paths, labels = list_images(root, "test")
+        _, labels = list_images(root, "test")
     assert labels.tolist() == [0, 1, 3, 4, 5]
+
+
+def test_unknown_class_folder_warns_and_is_ignored(tmp_path):
+    root = write_tiny_dataset(tmp_path, per_class=1)
+    folder = root / "seg_train" / "seg_train"
+    (folder / "cats").mkdir()
+    shutil.copy(folder / "sea" / "sea_000.jpg", folder / "cats" / "cat.jpg")
+    (folder / ".ipynb_checkpoints").mkdir()  # hidden: ignored without a warning
+    with pytest.warns(UserWarning) as record:
+        split = load_split("train", size=32, data_dir=root)
+    assert [str(w.message) for w in record] == [(
+        f"{folder}: ignored unknown class folder(s) cats; only {', '.join(CLASS_NAMES)} are "
+        f"loaded. Move the folder(s) out of {folder} to silence this warning."
+    )]
+    assert split.labels.tolist() == [0, 1, 2, 3, 4, 5]
+    assert "cats" not in {p.parent.name for p in split.paths}
 
 
 def test_no_images_is_an_error(tmp_path):
@@ -250,15 +329,105 @@ def test_corrupt_files_are_skipped(tmp_path):
         np.testing.assert_array_equal(split.images[i], ref[0])
 
 
-def test_truncated_jpeg_skipped_even_if_decoder_tolerates_it(tiny, tmp_path, monkeypatch):
-    """Old OpenCV builds decode a truncated JPEG (half grey): the EOI check catches it."""
+def test_truncated_jpeg_skipped_even_if_decoder_tolerates_it(tiny, tmp_path, tolerant_decoder):
+    """Old OpenCV builds decode a truncated JPEG (half grey): the marker walk catches it."""
     good = next(Path(tiny).rglob("*.jpg"))
     truncated = tmp_path / "truncated.jpg"
     truncated.write_bytes(good.read_bytes()[:-100])
-    monkeypatch.setattr(cv2, "imdecode", lambda buf, flags: np.full((150, 150, 3), 128, np.uint8))
     with pytest.warns(CorruptImageWarning, match="truncated.jpg"):
-        images, kept = load_images([good, truncated], size=32)
+        _, kept = load_images([good, truncated], size=32)
     assert kept.tolist() == [0]
+
+
+NOISE = (np.random.default_rng(3).random((150, 150, 3)) * 255).astype(np.uint8)  # many FF00s
+
+
+def _encode(ext, image=NOISE, params=()) -> bytes:
+    ok, buf = cv2.imencode(ext, image, list(params))
+    assert ok
+    return buf.tobytes()
+
+
+def _with_exif_thumbnail(jpeg: bytes) -> bytes:
+    """``jpeg`` with an EXIF-like APP1 segment holding a complete 8x8 JPEG thumbnail."""
+    payload = b"Exif\0\0" + _encode(".jpg", np.full((8, 8, 3), 90, np.uint8))
+    app1 = b"\xff\xe1" + (2 + len(payload)).to_bytes(2, "big") + payload
+    return jpeg[:2] + app1 + jpeg[2:]
+
+
+JPEG = _encode(".jpg")
+COMPLETE_JPEGS = {
+    "baseline": JPEG,
+    "progressive": _encode(".jpg", params=(cv2.IMWRITE_JPEG_PROGRESSIVE, 1)),
+    "restart markers": _encode(".jpg", params=(cv2.IMWRITE_JPEG_RST_INTERVAL, 1)),
+    "trailing bytes": JPEG + b"data appended by a camera after the end-of-image marker",
+    "trailing zeros": JPEG + bytes(64),
+    "EXIF thumbnail": _with_exif_thumbnail(JPEG),
+}
+INCOMPLETE_JPEGS = {
+    "cut mid-scan": JPEG[: len(JPEG) // 2],
+    "end marker cut off": JPEG[:-2],
+    "headers only": JPEG[: JPEG.index(b"\xff\xda")],
+    "EXIF thumbnail, main image cut": _with_exif_thumbnail(JPEG)[:-100],
+    "garbage after SOI": b"\xff\xd8garbage\xff\xd9",
+}
+
+
+@pytest.mark.parametrize("kind", COMPLETE_JPEGS)
+def test_complete_jpeg_is_loaded(tmp_path, kind):
+    path = tmp_path / "image.jpg"
+    path.write_bytes(COMPLETE_JPEGS[kind])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        images, kept = load_images([path], size=150)
+    assert kept.tolist() == [0]
+    baseline = cv2.imdecode(np.frombuffer(JPEG, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]  # RGB
+    assert np.abs(images[0].astype(int) - baseline).mean() < 2
+
+
+@pytest.mark.parametrize("kind", INCOMPLETE_JPEGS)
+def test_incomplete_jpeg_is_skipped(tmp_path, tolerant_decoder, kind):
+    path = tmp_path / "image.jpg"
+    path.write_bytes(INCOMPLETE_JPEGS[kind])
+    with pytest.warns(CorruptImageWarning, match=r"skipped 1 image file.*image\.jpg"):
+        images, kept = load_images([path], size=32)
+    assert kept.size == 0 and images.shape == (0, 32, 32, 3)
+
+
+@pytest.mark.parametrize("ext", [".png", ".bmp", ".tiff"])
+def test_other_format_named_jpg_is_loaded(tmp_path, ext):
+    """The format is judged by the content: a PNG (BMP, TIFF) named .jpg is not corrupt."""
+    path = tmp_path / "actually_not_a_jpeg.jpg"
+    path.write_bytes(_encode(ext))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        images, kept = load_images([path], size=150)
+    assert kept.tolist() == [0]
+    np.testing.assert_array_equal(images[0], NOISE[..., ::-1])  # lossless, BGR -> RGB
+
+
+def test_jpeg_named_png_is_checked_too(tmp_path, tolerant_decoder):
+    path = tmp_path / "truncated_jpeg.png"
+    path.write_bytes(INCOMPLETE_JPEGS["cut mid-scan"])
+    with pytest.warns(CorruptImageWarning, match=r"truncated_jpeg\.png"):
+        _, kept = load_images([path], size=32)
+    assert kept.size == 0
+
+
+@pytest.mark.parametrize("size", [0, -224, 224.5, 224.0, "224", None, True])
+@pytest.mark.parametrize("loader", ["load_images", "load_split"])
+def test_bad_size_is_rejected(tiny, loader, size):
+    message = r"^size must be a positive integer \(the side in pixels, e\.g\. 224\), not "
+    with pytest.raises(ValueError, match=message + re.escape(repr(size)) + "$"):
+        if loader == "load_images":
+            load_images(list_images(tiny, "test")[0][:1], size=size)
+        else:
+            load_split("test", size=size, data_dir=tiny)
+
+
+def test_numpy_integer_size_is_accepted(tiny):
+    images, _ = load_images(list_images(tiny, "test")[0][:1], size=np.int64(32))
+    assert images.shape == (1, 32, 32, 3)
 
 
 def test_load_images_reports_kept_indices(tiny, tmp_path):

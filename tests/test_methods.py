@@ -194,7 +194,7 @@ def flatten_model():
     r = np.random.default_rng(7)
     kernel4 = r.uniform(-1, 1, (3, 3, 3, 3))
     kernel4[:, 1, :, 0] = 0.0  # class 0: the gradient is exactly 0 on column j = 1
-    conv_kernel = r.uniform(-1.0, 1.0, (3, 3, 3, 3))
+    conv_kernel = r.uniform(-1.0, 1.0, (3, 3, 3, 3)) / 255  # the images are raw pixels, 0..255
     model.set_weights([conv_kernel, np.array([0.1, -0.2, 0.05]),
                        kernel4.reshape(27, 3), np.array([0.1, -0.1, 0.0])])
     return model, kernel4
@@ -202,7 +202,7 @@ def flatten_model():
 
 def test_grad_cam_plus_plus_by_hand_flatten_head(flatten_model):
     model, kernel4 = flatten_model
-    x = np.random.default_rng(1).uniform(0, 1, (2, 5, 5, 3)).astype(np.float32)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 5, 5, 3)).astype(np.float32)
     a = activations_of(model, "conv", x)
     assert (a == 0).any() and (a > 0).any()  # the ReLU zeroed some activations
     for c in range(3):
@@ -243,14 +243,15 @@ def mix_model():
     v = np.array([[1.0, -0.5, 0.3], [0.4, 0.8, -0.6], [-0.7, 0.5, 0.9], [0.2, -0.3, 0.6]])
     b = np.array([-3.0, -2.9, -4.6])  # about the median of A V: each unit is on half the time
     u = np.array([[1.5, -0.5], [-1.0, 2.0], [0.7, 0.4]])
-    model.set_weights([r.uniform(-0.4, 1.0, (3, 3, 3, 4)), np.array([0.0, 0.1, -0.1, 0.05]),
+    model.set_weights([r.uniform(-0.4, 1.0, (3, 3, 3, 4)) / 255,  # raw pixels, 0..255
+                       np.array([0.0, 0.1, -0.1, 0.05]),
                        v.reshape(1, 1, 4, 3), b, u, np.array([0.0, 0.0])])
     return model, v, b, u
 
 
 def test_grad_cam_plus_plus_by_hand_nonlinear_head(mix_model):
     model, v, b, u = mix_model
-    x = np.random.default_rng(5).uniform(0, 1, (3, 8, 8, 3)).astype(np.float32)
+    x = np.random.default_rng(5).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
     a = activations_of(model, "conv", x)
     pre = a @ v + b
     assert np.abs(pre).min() > 1e-4  # no unit sits on the ReLU's kink

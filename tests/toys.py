@@ -76,7 +76,7 @@ def copy_weights(source, target):
 
 
 def smooth_images(n, size=SIZE, seed=123):
-    """n smooth random RGB images (upsampled 4x4 noise plus a little pixel noise), about [0, 2.5].
+    """n smooth random RGB images (upsampled 4x4 noise plus a little pixel noise) in [0, 2.5].
 
     Smooth images differ from each other after pooling (white noise would average out), and small
     values keep the toy softmax away from saturation.
@@ -86,4 +86,4 @@ def smooth_images(n, size=SIZE, seed=123):
     r = np.random.default_rng(seed)
     low = r.uniform(0, 1, (n, 4, 4, 3)).astype(np.float32)
     up = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_CUBIC) for im in low])
-    return (2 * up + r.uniform(0, 0.2, up.shape)).astype(np.float32)
+    return np.clip(2 * up + r.uniform(0, 0.2, up.shape), 0, None).astype(np.float32)
