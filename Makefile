@@ -1,12 +1,12 @@
 # Two commands on a fresh machine (Python >= 3.10 and make):
 #   make book   set up .venv and build the book (HTML, from the committed notebooks, offline)
-#   make test   set up .venv; unit tests, every chapter under nbval in quick mode, the book build
-#               with warnings as errors, and the rendered pages in headless Chromium
+#   make test   set up .venv; ruff, unit tests, every chapter under nbval in quick mode, the book
+#               build with warnings as errors, and the rendered pages in headless Chromium
 # CAMCORE_DATA points at the Intel Image Classification data; without it kagglehub downloads it.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup book test execute demo bench peers train clean
+.PHONY: setup book test unit lint execute demo bench peers train clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,8 +21,15 @@ book: setup
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
 
-test: setup
+test: setup lint
 	$(PY) -m pytest
+
+# The unit tests alone (no notebooks, no book build): about a minute
+unit: setup
+	$(PY) -m pytest tests --ignore=tests/test_rendered_book.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 # Re-execute every chapter in place, in full mode, on the real data (about 20 minutes on 2 cores).
 execute: setup

@@ -202,7 +202,7 @@ def _check_count(value, name: str, minimum: int = 1):
 # --------------------------------------------------------------------------------------------
 # Compiled steps, one set per split (the cache lives here, not on the split)
 # --------------------------------------------------------------------------------------------
-_COMPILED: "weakref.WeakKeyDictionary[SplitModel, dict]" = weakref.WeakKeyDictionary()
+_COMPILED: weakref.WeakKeyDictionary[SplitModel, dict] = weakref.WeakKeyDictionary()
 
 
 def _forward(split, x, wanted):
@@ -330,7 +330,8 @@ def _warn_if_probabilities(split, logits: np.ndarray):
         stacklevel=4)
 
 
-def normalize_maps(maps: np.ndarray, method: str = "", classes=None, warn: bool = True) -> np.ndarray:
+def normalize_maps(maps: np.ndarray, method: str = "", classes=None,
+                   warn: bool = True) -> np.ndarray:
     """Min-max normalise each map to [0, 1]: (M - min M) / (max M - min M).
 
     A map with no range (all zeros after the ReLU, or constant) becomes zeros, with one
@@ -508,7 +509,8 @@ def score_cam(model: keras.Model, images, classes=None, layer: str | None = None
     channels = split.feature_parts[-1].outputs[0].shape[-1]
     max_n = channels if max_n is None else min(_check_count(max_n, "max_n"), channels)
     total = len(x) * max_n
-    bar = keras.utils.Progbar(total, unit_name="masked image") if progress and total > 2048 else None
+    bar = (keras.utils.Progbar(total, unit_name="masked image")
+           if progress and total > 2048 else None)
     score = compiled(split, _masked_probabilities)
 
     def weights(b: LayerBatch):

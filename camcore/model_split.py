@@ -37,7 +37,8 @@ def _producer(tensor):
     node_index)``. (pyproject.toml bounds keras below 4 for this reason.)
     """
     operation, node_index, _ = tensor._keras_history
-    return operation, (id(operation), node_index), operation._inbound_nodes[node_index].input_tensors
+    inputs = operation._inbound_nodes[node_index].input_tensors
+    return operation, (id(operation), node_index), inputs
 
 
 def _calls(model: keras.Model) -> dict[int, int]:
@@ -297,7 +298,7 @@ class SplitModel:
         return keras.ops.sigmoid(logits) if self.sigmoid else keras.ops.softmax(logits, axis=-1)
 
 
-_SPLITS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+_SPLITS: weakref.WeakKeyDictionary[keras.Model, dict] = weakref.WeakKeyDictionary()
 
 
 def split_model(model: keras.Model, layer: str | None = None) -> SplitModel:

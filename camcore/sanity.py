@@ -52,7 +52,7 @@ def _reinitialise(layer, seed: list[int]):
     """
     for k, variable in enumerate(layer.weights):
         name = variable.path.split("/")[-1]
-        init = getattr(layer, f"{name}_initializer", None) or getattr(layer, "depthwise_initializer")
+        init = getattr(layer, f"{name}_initializer", None) or layer.depthwise_initializer
         config = init.get_config()
         if "seed" in config:
             draw = int(np.random.default_rng([*seed, k]).integers(2**31))  # not the build seed

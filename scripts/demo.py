@@ -38,7 +38,8 @@ def main():
         result = method(model, test.images)
         seconds = time.perf_counter() - start
         pictures = [camcore.overlay(img, h) for img, h in zip(test.images, result.heatmaps)]
-        titles = [f"{camcore.CLASS_NAMES[c]} {s:.2f}" for c, s in zip(result.classes, result.scores)]
+        titles = [f"{camcore.CLASS_NAMES[c]} {s:.2f}"
+                  for c, s in zip(result.classes, result.scores)]
         fig = camcore.show_grid(pictures, titles, ncols=args.images_per_class * 2,
                                 title=f"{name} at {result.layer}")
         target = args.out / f"{name.lower().replace('+', 'p')}.png"

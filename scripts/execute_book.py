@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main():
-    notebooks = [Path(p).resolve() for p in sys.argv[1:]] or sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = ([Path(p).resolve() for p in sys.argv[1:]]
+                 or sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")))
     if os.environ.get("CAMCORE_QUICK") == "1":
         sys.exit("CAMCORE_QUICK=1 is set: the committed notebooks are executed in full mode only")
     total = time.perf_counter()

@@ -13,7 +13,7 @@ STARTED = time.perf_counter()  # wall time counts imports and model building too
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-from dataclasses import asdict
+from dataclasses import asdict  # noqa: E402
 
 from camcore.training import Recipe, fine_tune, model_path  # noqa: E402
 

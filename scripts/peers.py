@@ -63,7 +63,8 @@ COLUMNS = [("r mean", "pearson_mean", "8.4f"), ("r min", "pearson_min", "8.4f"),
            ("MB cc", "camcore_peak_mb", "9.1f"), ("peer", "peer_peak_mb", "9.1f"),
            ("ratio", "peak_mb_ratio", "9.2g")]
 TKV_SETTINGS = ("model_modifier=ReplaceToLinear(), score=CategoricalScore(predicted classes), "
-                "penultimate_layer='top_activation', seek_penultimate_conv_layer=False (its default "
+                "penultimate_layer='top_activation', seek_penultimate_conv_layer=False "
+                "(its default "
                 "True would move to the Conv layer before it, top_conv), expand_cam=False and "
                 "normalize_cam=False (raw 7x7 maps, normalised here), activation_modifier=ReLU and "
                 "training=False (defaults); Scorecam: max_N=None (all channels), batch_size=32 "
@@ -251,7 +252,8 @@ def child(method, impl, n, repeats):
              "channels_scored": float(channels.mean()), "channels": int(model.get_layer(
                  info["layer"].split("/")[0]).output.shape[-1]),
              "ms_per_image": 1000 * float(np.median(times)) / n,
-             "peak_extra_mb": max(m.extra for m in peaks), "peak_rss_mb": max(m.peak for m in peaks)}
+             "peak_extra_mb": max(m.extra for m in peaks),
+             "peak_rss_mb": max(m.peak for m in peaks)}
     print(json.dumps(info))
 
 
@@ -314,7 +316,8 @@ def main():
             r = pearson(ours["maps"], peer["maps"])
             row |= {"same_classes": ours["classes"] == peer["classes"],
                     "pearson_mean": float(np.nanmean(r)), "pearson_min": float(np.nanmin(r)),
-                    "max_abs_diff": float(np.abs(minmax(ours["maps"]) - minmax(peer["maps"])).max())}
+                    "max_abs_diff": float(np.abs(minmax(ours["maps"])
+                                                 - minmax(peer["maps"])).max())}
         for what, key in (("ms_per_image", "ms_per_image"), ("peak_mb", "peak_extra_mb")):
             a, b = ours.get(key), peer.get(key)
             row |= {f"camcore_{what}": a, f"peer_{what}": b, f"{what}_ratio": ratio(a, b)}
@@ -329,7 +332,8 @@ def main():
             row["channels_note"] = (
                 f"masked images per image: camcore {ours['channels_scored']:.1f} of "
                 f"{ours['channels']} (constant channels skipped), {impl} "
-                f"{peer['channels_scored']:.1f}; ms per masked image: camcore {a:.1f}, peer {b:.1f}")
+                f"{peer['channels_scored']:.1f}; ms per masked image: camcore {a:.1f}, "
+                f"peer {b:.1f}")
         rows.append(row)
 
     print(f"\n{'method':<11}{'peer':<22}{'imgs':>5}"

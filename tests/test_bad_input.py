@@ -15,7 +15,15 @@ import tensorflow as tf
 from toys import CHANNELS, NUM_CLASSES, SIZE, make_backbone, make_flat
 
 import camcore
-from camcore import EmptyMapWarning, cam, grad_cam, grad_cam_plus_plus, overlay, score_cam, show_grid
+from camcore import (
+    EmptyMapWarning,
+    cam,
+    grad_cam,
+    grad_cam_plus_plus,
+    overlay,
+    score_cam,
+    show_grid,
+)
 from camcore.models import ClassSoftmax
 
 Z = (SIZE - 2) ** 2
@@ -73,7 +81,8 @@ def test_bad_pixels_are_refused_by_every_method(gap_dense_model, images, name, m
 def test_bad_pixels_are_refused_by_overlay_and_show_grid(images, kind):
     bad = pixels(images, kind)
     heat = np.zeros((SIZE, SIZE), np.float32)
-    with pytest.raises(ValueError, match="^image: .*" + BAD_PIXELS[kind].removeprefix(": ").replace("IMAGES", "image")):
+    pattern = "^image: .*" + BAD_PIXELS[kind].removeprefix(": ").replace("IMAGES", "image")
+    with pytest.raises(ValueError, match=pattern):
         overlay(bad[0], heat)
     with pytest.raises(ValueError, match=BAD_PIXELS[kind].replace("IMAGES", r"images\[0\]")):
         show_grid([bad[0], heat])
@@ -208,8 +217,9 @@ def test_dense_with_softmax_in_any_spelling_is_explained_on_its_logits(
 
 
 def test_hidden_log_softmax_is_warned(gap_dense_model, images):
-    model = head_model(gap_dense_model.get_weights(), lambda x: keras.layers.Lambda(tf.nn.log_softmax)(
-        keras.layers.Dense(NUM_CLASSES)(x)))
+    def final(x):
+        return keras.layers.Lambda(tf.nn.log_softmax)(keras.layers.Dense(NUM_CLASSES)(x))
+    model = head_model(gap_dense_model.get_weights(), final)
     with pytest.warns(UserWarning, match="looks like log-probabilities"):
         grad_cam(model, images)
 
@@ -290,7 +300,8 @@ def test_backbone_called_twice(images):
     merged = keras.layers.Add(name="merge")(views)
     model = keras.Model(inputs, keras.layers.Dense(2)(
         keras.layers.GlobalAveragePooling2D()(merged)))
-    with pytest.raises(ValueError, match=r"called 2 times.*candidates are: flip, merge \(default: 'merge'\)"):
+    with pytest.raises(ValueError,
+                       match=r"called 2 times.*candidates are: flip, merge \(default: 'merge'\)"):
         grad_cam(model, images, layer="backbone/conv")
     assert grad_cam(model, images).layer == "merge"
 

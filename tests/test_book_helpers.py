@@ -45,7 +45,8 @@ def test_glue_stores_plain_python_numbers(book, monkeypatch):
     import myst_nb
 
     glued = {}
-    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=False: glued.update({name: value}))
+    monkeypatch.setattr(myst_nb, "glue",
+                        lambda name, value, display=False: glued.update({name: value}))
     b = book()
     b.glue("x", np.float64(0.25))
     b.glue("n", np.int64(3))

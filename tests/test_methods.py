@@ -20,11 +20,10 @@ from toys import (
     make_flat,
     make_nested,
     make_sequential,
-    smooth_images,
 )
 
 import camcore
-from camcore import EmptyMapWarning, cam, grad_cam, grad_cam_plus_plus, score_cam
+from camcore import EmptyMapWarning, cam, grad_cam, grad_cam_plus_plus, methods, score_cam
 
 H = W = SIZE - 2  # the toy target layer: 3x3 "valid" convolution -> 30x30
 Z = H * W
@@ -135,7 +134,8 @@ def test_grad_cam_weights_are_dense_column_over_z(toy_models, gap_dense_model, i
 @pytest.mark.parametrize("variant", ["flat", "sequential"])
 def test_grad_cam_differentiates_logits_not_probabilities(toy_models, gap_dense_model, images,
                                                           variant):
-    """The flat model ends in a Softmax layer, the Sequential one in Dense(softmax): both skipped."""
+    """The flat model ends in a Softmax layer, the Sequential one in Dense(softmax): both are
+    skipped."""
     model, _ = toy_models[variant]
     kernel = dense_kernel(gap_dense_model)
     bias = np.asarray(gap_dense_model.get_layer("logits").bias, np.float64)
@@ -665,3 +665,59 @@ def test_normalize_maps_is_scale_free():
     with pytest.warns(EmptyMapWarning):
         out = normalize_maps(np.array([[[3.0, 3.0 + 1e-8], [3.0, 3.0]]]))
     np.testing.assert_array_equal(out, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# The weight functions on arrays worked out by hand
+# --------------------------------------------------------------------------------------------
+def test_cam_weights_are_the_dense_columns():
+    kernel = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])  # K = 3 channels, 2 classes
+    np.testing.assert_array_equal(methods.cam_weights(kernel, [1, 0, 1]),
+                                  [[2, 4, 6], [1, 3, 5], [2, 4, 6]])
+
+
+def test_grad_cam_weights_are_the_mean_gradient():
+    g = np.arange(1.0, 9.0).reshape(1, 2, 2, 2)  # channel 0: 1, 3, 5, 7; channel 1: 2, 4, 6, 8
+    np.testing.assert_array_equal(methods.grad_cam_weights(g), [[4.0, 5.0]])
+
+
+def test_grad_cam_plus_plus_weights_by_hand():
+    """One channel, two positions: A = (1, 3), so sum A = 4; g = (0.5, -1), then a zero gradient.
+
+    alpha = g^2 / (2 g^2 + 4 g^3): 0.25 / (0.5 + 0.5) = 0.25 and 1 / (2 - 4) = -0.5;
+    w = 0.25 ReLU(0.5) - 0.5 ReLU(-1) = 0.125. Where g = 0 the denominator is 0: alpha 0, no NaN.
+    """
+    a = np.array([1.0, 3.0]).reshape(1, 1, 2, 1)
+    np.testing.assert_allclose(
+        methods.grad_cam_plus_plus_weights(a, np.array([0.5, -1.0]).reshape(1, 1, 2, 1)), [[0.125]])
+    np.testing.assert_array_equal(
+        methods.grad_cam_plus_plus_weights(a, np.array([0.0, 0.0]).reshape(1, 1, 2, 1)), [[0.0]])
+
+
+def test_score_cam_masks_subtract_the_minimum():
+    maps = np.array([[[1.0, 2.0], [3.0, 5.0]], [[7.0, 7.0], [7.0, 7.0]]])  # varying; constant
+    masks = methods.score_cam_masks(maps, (2, 2)).numpy()
+    np.testing.assert_allclose(masks[0], [[0.0, 0.25], [0.5, 1.0]])
+    np.testing.assert_array_equal(masks[1], 0.0)  # no range: a zero mask, not 0/0
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 32])
+def test_score_cam_weights_by_hand(chunk):
+    """Channel 1 is constant (weight 0, never scored); the others get the score function's value;
+    max_n=1 keeps the channel of largest spatial variance (channel 2)."""
+    a = np.zeros((1, 2, 2, 3))
+    a[0, :, :, 0] = [[0, 1], [0, 1]]  # variance 0.25
+    a[0, :, :, 1] = 5.0  # constant
+    a[0, :, :, 2] = [[0, 4], [0, 0]]  # variance 3
+    scored = []
+
+    def class_probability(image_idx, channel_idx):
+        scored.extend(channel_idx.tolist())
+        return 0.1 * (np.asarray(channel_idx) + 1)
+
+    counts = []
+    w = methods.score_cam_weights(a, class_probability, chunk=chunk, progress=counts.append)
+    np.testing.assert_allclose(w, [[0.1, 0.0, 0.3]])
+    assert 1 not in scored and sum(counts) == 2
+    np.testing.assert_allclose(methods.score_cam_weights(a, class_probability, max_n=1,
+                                                         chunk=chunk), [[0.0, 0.0, 0.3]])

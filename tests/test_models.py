@@ -20,7 +20,7 @@ import tensorflow as tf
 
 import camcore
 from camcore import backbones, build_classifier, default_target_layer
-from camcore.backbones import CaffePreprocess, LITE0_WEIGHTS_SHA256
+from camcore.backbones import LITE0_WEIGHTS_SHA256, CaffePreprocess
 from camcore.cache import CACHE_ENV_VAR
 from camcore.pth import LEGACY_MAGIC, read_legacy_pth
 
@@ -135,7 +135,8 @@ def test_legacy_writer_emits_torch_opcodes(legacy_file):
     listing = io.StringIO()
     pickletools.dis(stream, out=listing)
     text = listing.getvalue()
-    for expected in ("GLOBAL     'torch._utils _rebuild_tensor_v2'", "GLOBAL     'torch FloatStorage'",
+    for expected in ("GLOBAL     'torch._utils _rebuild_tensor_v2'",
+                     "GLOBAL     'torch FloatStorage'",
                      "GLOBAL     'torch DoubleStorage'", "GLOBAL     'torch LongStorage'",
                      "GLOBAL     'collections OrderedDict'", "BINPERSID"):
         assert expected in text
@@ -363,7 +364,8 @@ def test_resnet50_structure(resnet_classifier):
                                               "dropout", "logits", "probs"]
     assert default_target_layer(model) == "resnet50/conv5_block3_out"
     assert isinstance(model.get_layer("preprocess"), CaffePreprocess)
-    assert model.get_layer("resnet50").get_layer("conv5_block3_out").output.shape[1:] == (2, 2, 2048)
+    target = model.get_layer("resnet50").get_layer("conv5_block3_out")
+    assert target.output.shape[1:] == (2, 2, 2048)
 
 
 def test_resnet50_all_methods(resnet_classifier, resnet_images):
@@ -371,7 +373,7 @@ def test_resnet50_all_methods(resnet_classifier, resnet_images):
     results = {name: (method(model, x, max_n=8) if name == "Score-CAM" else method(model, x))
                for name, method in camcore.METHODS.items()}
     probs = np.asarray(model(x))
-    for name, r in results.items():
+    for r in results.values():
         assert r.layer == "resnet50/conv5_block3_out"
         assert r.maps.shape == (2, 2, 2) and r.heatmaps.shape == (2, 64, 64)
         for arr in (r.maps, r.heatmaps, r.channel_weights):

@@ -103,7 +103,8 @@ def test_bad_shapes(image):
     (5, {"ncols": 2}, (3, 2)),
 ])
 def test_show_grid_layout(rng, n, kwargs, shape):
-    images = [rng.integers(0, 256, (8, 8, 3)).astype(np.uint8) if i % 2 else rng.uniform(0, 1, (8, 8))
+    images = [rng.integers(0, 256, (8, 8, 3)).astype(np.uint8) if i % 2
+              else rng.uniform(0, 1, (8, 8))
               for i in range(n)]
     titles = [f"t{i}" for i in range(n)]
     fig = show_grid(images, titles=titles, **kwargs)
