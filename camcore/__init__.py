@@ -1,4 +1,4 @@
-"""camcore: class activation maps (CAM, Grad-CAM, Grad-CAM++, Score-CAM) for Keras classifiers.
+"""camcore: class activation maps (CAM, Grad-CAM, Grad-CAM++, Score-CAM, HiResCAM, LayerCAM).
 
 The small, tested core of the camcore book. One module per concern:
 
@@ -6,7 +6,7 @@ The small, tested core of the camcore book. One module per concern:
 * ``camcore.backbones`` / ``camcore.models``: ImageNet backbones and the classifier built on them.
 * ``camcore.training``: fast fine-tuning on a CPU, and ``load_or_train``.
 * ``camcore.model_split``: cutting a model at a target layer into features and logits.
-* ``camcore.methods``: the four methods.
+* ``camcore.methods``: the six methods, each a weight function in one shared pipeline.
 * ``camcore.overlay``: heatmaps over images.
 * ``camcore.confusion``: which classes the classifier mixes up.
 * ``camcore.metrics``: faithfulness metrics (Average Drop, Increase in Confidence, Win %,
@@ -29,6 +29,8 @@ from camcore.methods import (  # noqa: E402
     cam,
     grad_cam,
     grad_cam_plus_plus,
+    hires_cam,
+    layer_cam,
     logits_and_probabilities,
     normalize_maps,
     score_cam,
@@ -41,7 +43,8 @@ from camcore.overlay import overlay, show_grid  # noqa: E402
 __version__ = "0.2.0"  # the one place the version lives (pyproject.toml reads it)
 __all__ = [
     "CLASS_NAMES", "METHODS", "CamResult", "EmptyMapWarning", "build_classifier", "cam",
-    "default_target_layer", "find_dataset", "grad_cam", "grad_cam_plus_plus", "load_images",
+    "default_target_layer", "find_dataset", "grad_cam", "grad_cam_plus_plus", "hires_cam",
+    "layer_cam", "load_images",
     "load_split", "logits_and_probabilities", "normalize_maps", "overlay", "score_cam",
     "show_grid", "split_model", "upsample",
 ]

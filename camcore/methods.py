@@ -1,4 +1,4 @@
-"""CAM, Grad-CAM, Grad-CAM++ and Score-CAM on the logits of a Keras classifier.
+"""CAM, Grad-CAM, Grad-CAM++, Score-CAM, HiResCAM and LayerCAM on a Keras classifier's logits.
 
 Notation: A^k is channel k of the target layer's activations (h x w), y^c the logit (pre-softmax
 score) of class c, Z = h*w. Every method is one shared pipeline with its own *weight function*:
@@ -384,16 +384,39 @@ def grad_cam_weights(gradients):
     return tf.reduce_mean(gradients, axis=(1, 2))
 
 
-def grad_cam_plus_plus_weights(activations, gradients):
-    """Grad-CAM++ (their Eq. 19, first-order gradients g = dy^c/dA^k_ij). -> (N, K).
+def grad_cam_plus_plus_alpha(activations, gradients):
+    """Grad-CAM++'s pixel weights (their Eq. 19, first-order gradients g = dy^c/dA^k_ij):
 
         alpha_ij^kc = g^2 / (2 g^2 + sum_ab A^k_ab g^3)   (0 where the denominator is 0)
-        w_k^c = sum_ij alpha_ij^kc ReLU(g)
+
+    (N, h, w, K), (N, h, w, K) -> (N, h, w, K). Where g is the same at every position (a pooling
+    -> Dense head at its last layer) alpha is too: 1 / (2 + g sum_ab A^k_ab).
     """
     a_sum = tf.reduce_sum(activations, axis=(1, 2), keepdims=True)
     g2 = tf.square(gradients)
-    alpha = tf.math.divide_no_nan(g2, 2 * g2 + a_sum * g2 * gradients)
+    return tf.math.divide_no_nan(g2, 2 * g2 + a_sum * g2 * gradients)
+
+
+def grad_cam_plus_plus_weights(activations, gradients):
+    """Grad-CAM++: w_k^c = sum_ij alpha_ij^kc ReLU(dy^c/dA^k_ij). -> (N, K)."""
+    alpha = grad_cam_plus_plus_alpha(activations, gradients)
     return tf.reduce_sum(alpha * tf.nn.relu(gradients), axis=(1, 2))
+
+
+def hires_cam_weights(gradients):
+    """HiResCAM: one weight per channel *and position*, the gradient itself, w_ij^k = dy^c/dA^k_ij.
+
+    The map sum_k w^k o A^k is the first-order (gradient x input) term of y^c at the layer, so
+    it is faithful to the model there; where the gradient is the same at every position it is
+    Z times Grad-CAM's map. (N, h, w, K) -> (N, h, w, K).
+    """
+    return tf.convert_to_tensor(gradients)
+
+
+def layer_cam_weights(gradients):
+    """LayerCAM: the positive part of the gradient, per channel and position,
+    w_ij^k = ReLU(dy^c/dA^k_ij). (N, h, w, K) -> (N, h, w, K)."""
+    return tf.nn.relu(gradients)
 
 
 def score_cam_masks(channel_maps, size):
@@ -491,6 +514,49 @@ def grad_cam_plus_plus(model: keras.Model, images, classes=None, layer: str | No
                     gradients=True)
 
 
+def hires_cam(model: keras.Model, images, classes=None, layer: str | None = None,
+              batch_size: int = 32, value_range=(0, 255)) -> CamResult:
+    """HiResCAM (Draelos & Carin, 2020): L^c = ReLU(sum_k dy^c/dA^k o A^k), element-wise.
+
+    Equals Grad-CAM where the gradient is spatially constant (a pooling -> Dense head at its last
+    layer); differs at earlier layers, where it keeps the gradient's spatial detail.
+    ``channel_weights`` holds each channel's mean gradient (Grad-CAM's weight).
+    """
+    return _explain("HiResCAM", lambda b: hires_cam_weights(b.gradients),
+                    *_prepare(model, images, classes, layer, batch_size, value_range),
+                    gradients=True)
+
+
+def layer_cam(model: keras.Model, images, classes=None, layer: str | None = None,
+              batch_size: int = 32, value_range=(0, 255)) -> CamResult:
+    """LayerCAM (Jiang et al., 2021): L^c = ReLU(sum_k ReLU(dy^c/dA^k) o A^k), element-wise.
+
+    Designed for shallow layers, where negative gradients would cancel fine detail; the paper
+    also fuses several layers' maps, which camcore leaves to the caller (one layer per call).
+    ``channel_weights`` holds each channel's mean positive gradient.
+    """
+    return _explain("LayerCAM", lambda b: layer_cam_weights(b.gradients),
+                    *_prepare(model, images, classes, layer, batch_size, value_range),
+                    gradients=True)
+
+
+def activations_and_gradients(model: keras.Model, images, classes=None,
+                              layer: str | None = None, batch_size: int = 32,
+                              value_range=(0, 255)):
+    """``(A, dy^c/dA, classes)`` at ``layer`` for each image: what the weight functions take.
+
+    A and the gradients are (N, h, w, K) float32 numpy arrays, the gradient of the explained
+    class's logit; for a few images (all N are held in memory).
+    """
+    split, x, wanted, batch_size = _prepare(model, images, classes, layer, batch_size,
+                                            value_range)
+    run = compiled(split, _forward_and_gradients)
+    parts = [run(tf.constant(x[i:i + batch_size], tf.float32),
+                 tf.constant(wanted[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+    a, _, classes, g = (np.concatenate([p[j].numpy() for p in parts]) for j in range(4))
+    return a, g, classes
+
+
 def score_cam(model: keras.Model, images, classes=None, layer: str | None = None,
               max_n: int | None = None, batch_size: int = 32, progress: bool = True,
               value_range=(0, 255)) -> CamResult:
@@ -527,4 +593,4 @@ def score_cam(model: keras.Model, images, classes=None, layer: str | None = None
 
 
 METHODS = {"CAM": cam, "Grad-CAM": grad_cam, "Grad-CAM++": grad_cam_plus_plus,
-           "Score-CAM": score_cam}
+           "Score-CAM": score_cam, "HiResCAM": hires_cam, "LayerCAM": layer_cam}

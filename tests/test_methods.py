@@ -20,6 +20,7 @@ from toys import (
     make_flat,
     make_nested,
     make_sequential,
+    smooth_images,
 )
 
 import camcore
@@ -721,3 +722,86 @@ def test_score_cam_weights_by_hand(chunk):
     assert 1 not in scored and sum(counts) == 2
     np.testing.assert_allclose(methods.score_cam_weights(a, class_probability, max_n=1,
                                                          chunk=chunk), [[0.0, 0.0, 0.3]])
+
+
+# --------------------------------------------------------------------------------------------
+# HiResCAM and LayerCAM: element-wise gradient weights
+# --------------------------------------------------------------------------------------------
+def relu_elementwise(g, a):
+    return np.maximum((g * a).sum(axis=-1), 0.0)
+
+
+@pytest.mark.parametrize("variant", ["flat", "nested", "sequential"])
+def test_hires_cam_equals_grad_cam_and_layer_cam_drops_negative_weights_on_gap_dense(
+        toy_models, gap_dense_model, images, variant):
+    """At a GAP -> Dense head's last layer g = W[k, c]/Z everywhere: HiResCAM is Grad-CAM (times
+    Z), LayerCAM is CAM with the negative weights zeroed."""
+    model, _ = toy_models[variant]
+    a = toy_activations(gap_dense_model, images)
+    kernel = dense_kernel(gap_dense_model)
+    for c in range(NUM_CLASSES):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EmptyMapWarning)
+            hires, grad, layer = (m(model, images, classes=c)
+                                  for m in (camcore.hires_cam, grad_cam, camcore.layer_cam))
+        np.testing.assert_allclose(hires.maps, grad.maps, atol=1e-5)
+        w = np.maximum(kernel[:, c], 0)[None]
+        np.testing.assert_allclose(layer.maps, normalise(relu_sum(np.repeat(w, 3, 0), a)),
+                                   atol=1e-5)
+        np.testing.assert_allclose(layer.channel_weights, np.repeat(w / Z, 3, 0), rtol=1e-5,
+                                   atol=1e-9)
+
+
+@pytest.mark.parametrize("which", ["flatten", "nonlinear"])
+def test_hires_cam_and_layer_cam_by_hand_with_a_varying_gradient(flatten_model, mix_model, which):
+    """Heads whose gradient differs from position to position (derived by hand above): the maps
+    keep that detail, and differ from Grad-CAM's."""
+    if which == "flatten":
+        model, kernel4 = flatten_model
+        x = np.random.default_rng(1).uniform(0, 255, (2, 5, 5, 3)).astype(np.float32)
+        a = activations_of(model, "conv", x)
+        gradient = {c: np.broadcast_to(kernel4[..., c], a.shape) for c in range(3)}
+        layer = "conv"
+    else:
+        model, v, b, u = mix_model
+        x = np.random.default_rng(5).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
+        a = activations_of(model, "conv", x)
+        on = (a @ v + b > 0).astype(np.float64)
+        gradient = {c: np.einsum("km,nijm,m->nijk", v, on, u[:, c]) / (a.shape[1] * a.shape[2])
+                    for c in range(2)}
+        layer = "conv"
+    for c, g in gradient.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EmptyMapWarning)
+            hires = camcore.hires_cam(model, x, classes=c, layer=layer)
+            layer_cam = camcore.layer_cam(model, x, classes=c, layer=layer)
+            grad = grad_cam(model, x, classes=c, layer=layer)
+        np.testing.assert_allclose(hires.maps, normalise(relu_elementwise(g, a)), atol=1e-5)
+        np.testing.assert_allclose(layer_cam.maps, normalise(relu_elementwise(np.maximum(g, 0), a)),
+                                   atol=1e-5)
+        np.testing.assert_allclose(hires.channel_weights, g.mean(axis=(1, 2)), rtol=1e-5,
+                                   atol=1e-9)
+        assert np.abs(hires.maps - grad.maps).max() > 0.05  # the spatial detail matters here
+
+
+def test_hires_cam_sums_to_the_first_order_term():
+    """sum_ijk dy/dA o A, before the ReLU, is the gradient x input term of y^c at the layer: for
+    a head linear in A (GAP -> Dense: y^c = sum_k W_kc mean_ij A^k + b_c) it is y^c - b_c."""
+    model = make_flat()
+    x = smooth_images(2, seed=3)
+    a, g, classes = camcore.methods.activations_and_gradients(model, x, classes=[1, 2])
+    logits = dense_kernel(model)[:, [1, 2]].T * a.mean(axis=(1, 2))  # GAP -> Dense, no bias
+    np.testing.assert_allclose((g * a).sum(axis=(1, 2, 3)), logits.sum(axis=1), rtol=1e-4)
+    np.testing.assert_array_equal(classes, [1, 2])
+
+
+def test_grad_cam_plus_plus_alpha_is_constant_on_gap_dense_and_varies_elsewhere(
+        gap_dense_model, images, mix_model):
+    a, g, _ = camcore.methods.activations_and_gradients(gap_dense_model, images)
+    alpha = camcore.methods.grad_cam_plus_plus_alpha(a, g).numpy()
+    np.testing.assert_allclose(alpha, alpha[:, :1, :1, :] * np.ones_like(alpha), rtol=1e-5)
+    model = mix_model[0]
+    x = np.random.default_rng(5).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
+    a, g, _ = camcore.methods.activations_and_gradients(model, x, classes=0, layer="conv")
+    alpha = camcore.methods.grad_cam_plus_plus_alpha(a, g).numpy()
+    assert alpha.std(axis=(1, 2)).max() > 0.01
