@@ -116,3 +116,100 @@ def test_per_image_drop_averages_to_average_drop():
     y, o = np.array([0.8, 0.5, 0.9]), np.array([0.4, 0.6, 0.9])
     np.testing.assert_allclose(metrics.per_image_drop(y, o), [50.0, 0.0, 0.0])
     assert metrics.average_drop(y, o) == pytest.approx(50 / 3)
+
+
+# --------------------------------------------------------------------------------------------
+# Paired differences, area-matched masks, ROAD
+# --------------------------------------------------------------------------------------------
+def test_paired_difference_known_answers(rng):
+    from camcore import metrics
+
+    b = rng.normal(50, 20, 300)  # images differ a lot from each other ...
+    exact = metrics.paired_difference(b + 2.0, b)  # ... but a is always exactly 2 above b
+    assert (exact.mean, exact.low, exact.high) == pytest.approx((2.0, 2.0, 2.0))
+    assert exact.excludes_zero
+    a = b + 2.0 + rng.normal(0, 1, 300)
+    paired = metrics.paired_difference(a, b)
+    assert paired.excludes_zero and paired.low > 1.5 and paired.high < 2.5
+    # the unpaired intervals of the two means overlap: only pairing separates them
+    low_a, _ = metrics.bootstrap_ci(a)
+    _, high_b = metrics.bootstrap_ci(b)
+    assert low_a < high_b
+    same = metrics.paired_difference(b + rng.normal(0, 1, 300), b)
+    assert not same.excludes_zero and same.low < 0 < same.high
+    with pytest.raises(ValueError, match="one value per image"):
+        metrics.paired_difference(a, b[:10])
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5, 1.0])
+def test_top_fraction_masks_keep_exactly_that_share(rng, fraction):
+    from camcore import metrics
+
+    maps = rng.uniform(0, 1, (3, 10, 10))
+    maps[2] = 0.5  # a flat map: ties, still exactly that many pixels
+    masks = metrics.top_fraction_masks(maps, fraction)
+    keep = round(fraction * 100)
+    np.testing.assert_array_equal(masks.sum(axis=(1, 2)), keep)
+    for m, mask in zip(maps[:2], masks[:2]):  # the kept pixels are the largest
+        assert m[mask == 1].min() >= m[mask == 0].max(initial=-1)
+
+
+def imputation_by_loops(image, removed):
+    """Noisy linear imputation without noise, written out pixel by pixel and solved densely."""
+    h, w, c = image.shape
+    unknown = list(zip(*np.nonzero(removed)))
+    where = {p: i for i, p in enumerate(unknown)}
+    matrix, rhs = np.zeros((len(unknown), len(unknown))), np.zeros((len(unknown), c))
+    for i, (y, x) in enumerate(unknown):
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if (dy, dx) == (0, 0) or not (0 <= y + dy < h and 0 <= x + dx < w):
+                    continue
+                weight = 1 / 6 if dy == 0 or dx == 0 else 1 / 12
+                matrix[i, i] += weight
+                if (y + dy, x + dx) in where:
+                    matrix[i, where[(y + dy, x + dx)]] -= weight
+                else:
+                    rhs[i] += weight * image[y + dy, x + dx]
+    out = image.astype(np.float64).copy()
+    out[removed] = np.linalg.solve(matrix, rhs)
+    return out
+
+
+def test_noisy_linear_imputation_known_answers(rng):
+    from camcore import metrics
+
+    image = rng.uniform(0, 255, (9, 11, 3))
+    removed = rng.uniform(size=(9, 11)) < 0.4
+    np.testing.assert_allclose(metrics.noisy_linear_imputation(image, removed, noise=0),
+                               imputation_by_loops(image, removed), atol=1e-3)
+    # a linear ramp is reproduced exactly inside (the neighbour weights are symmetric)
+    yy, xx = np.mgrid[0:9, 0:11]
+    ramp = np.repeat((10 + 7 * yy + 3 * xx)[..., None], 3, axis=-1).astype(np.float64)
+    hole = np.zeros((9, 11), bool)
+    hole[2:7, 3:8] = True
+    np.testing.assert_allclose(metrics.noisy_linear_imputation(ramp, hole, noise=0), ramp,
+                               atol=1e-3)
+    # the noise: that standard deviation on the imputed pixels only, nothing else touched
+    noisy = metrics.noisy_linear_imputation(np.full((40, 40, 3), 100.0), np.ones((40, 40), bool)
+                                            & (np.arange(40)[:, None] > 5), noise=5)
+    assert noisy[6:].std() == pytest.approx(5, rel=0.1)
+    np.testing.assert_array_equal(noisy[:6], 100.0)
+
+
+def test_road_ranks_the_perfect_map_above_random_maps(mask_model):
+    """On images whose four mask pixels are white and the rest black, imputing the mask pixels
+    from their black neighbours kills p_0 (MoRF, perfect map) while random maps keep it longer;
+    LeRF with the perfect map keeps the mask pixels until the very end."""
+    from camcore import metrics
+
+    only_mask = np.repeat((255 * MASK)[None, ..., None], 3, axis=-1).repeat(3, axis=0)
+    perfect = np.repeat(MASK[None], 3, axis=0)
+    fractions = (0.05, 0.3, 0.6, 0.9)
+    morf, lerf = metrics.road(mask_model, only_mask, perfect, 0, fractions, progress=False)
+    morf_r, lerf_r = metrics.road(mask_model, only_mask, random_maps(3), 0, fractions,
+                                  progress=False)
+    assert morf.shape == lerf.shape == (3, 4)
+    assert morf.max() < 0.01  # the first 5 % (3 pixels) already takes mask pixels away
+    assert lerf[:, :3].min() > 0.99  # 90 % removed = 58 pixels: the mask's 4 are still there
+    assert morf.mean() < morf_r.mean() and lerf.mean() > lerf_r.mean()
