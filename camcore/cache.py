@@ -1,11 +1,34 @@
-"""Where camcore keeps downloaded and derived files (converted weights, fine-tuned models)."""
+"""Where camcore keeps downloaded and derived files (converted weights, fine-tuned models).
+
+The cache cannot break:
+
+* every file is written by ``atomic_path``: to a temporary file in the same folder, then renamed,
+  so a reader (or a later run after Ctrl-C, a crash or a full disk) sees the old file or the
+  complete new one, never a partial file;
+* a cached file that cannot be read is reported in a ``CacheWarning`` (``warn_unusable``) and
+  rebuilt by the caller, not raised on every later run;
+* ``file_lock`` lets one process build a file while others wait for it, then read it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import warnings
+import zipfile
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: atomic renames alone
+    fcntl = None
+
 CACHE_ENV_VAR = "CAMCORE_CACHE"
+
+
+class CacheWarning(UserWarning):
+    """A cached file could not be used (missing, damaged, incomplete); it is being rebuilt."""
 
 
 def cache_dir(*parts: str) -> Path:
@@ -14,3 +37,83 @@ def cache_dir(*parts: str) -> Path:
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def atomic_path(final_path):
+    """Yield a temporary path beside ``final_path`` to write to; on success rename it over that.
+
+    The temporary name is hidden (``.<stem>.tmp-<pid>-<random><suffix>``) and keeps the suffix,
+    as Keras's ``model.save`` and ``np.savez`` want. On success the file is flushed to disk and
+    ``os.replace``-d over ``final_path`` (atomic within a folder). On any exception, Ctrl-C
+    included, the temporary file is removed and ``final_path`` is left as it was.
+    """
+    final = Path(final_path)
+    tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{final.suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left after a failure: the rename consumed it
+
+
+@contextlib.contextmanager
+def file_lock(path, waiting_message: str | None = None):
+    """Hold an exclusive ``fcntl.flock`` on the file ``path`` (created if missing) for the block.
+
+    If another process holds it, print ``waiting_message`` (when given) and wait. The kernel
+    releases the lock if its holder dies, so a crash never leaves a stale lock; the lock file is
+    never deleted (deleting it would let two processes lock two different files). Without
+    ``fcntl`` (Windows) or on a file system refusing locks, this does nothing: the atomic writes
+    still guarantee complete files, but two processes may both build one.
+    """
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(path, "a") as f:
+        locked = _lock(f, waiting_message)
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _lock(f, waiting_message: str | None) -> bool:
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if waiting_message:
+            print(waiting_message, flush=True)
+        fcntl.flock(f, fcntl.LOCK_EX)
+    except OSError:  # pragma: no cover - e.g. ENOLCK on some network file systems
+        return False
+    return True
+
+
+def check_zip(path) -> None:
+    """Raise unless ``path`` is a complete zip archive (``.keras``, ``.npz``) with intact members.
+
+    Gives a clear reason (empty, not a zip archive, a member failing its CRC check) where the
+    loaders would raise misleading errors (Keras: "File not found").
+    """
+    if Path(path).stat().st_size == 0:
+        raise ValueError("the file is empty (0 bytes)")
+    with zipfile.ZipFile(path) as archive:  # BadZipFile if garbage or truncated
+        bad = archive.testzip()
+    if bad is not None:
+        raise zipfile.BadZipFile(f"the member {bad!r} fails its CRC check")
+
+
+def warn_unusable(what: str, path, problem: BaseException | str, action: str) -> None:
+    """Warn (``CacheWarning``) that the cached ``what`` at ``path`` is unusable, and what happens.
+
+    ``problem``: an exception (reported as "could not be loaded (<type>: <message>)") or a phrase
+    such as "is missing". The message reads e.g. "the cached model /c/m.keras could not be loaded
+    (BadZipFile: File is not a zip file); training it again".
+    """
+    if isinstance(problem, BaseException):
+        problem = f"could not be loaded ({type(problem).__name__}: {problem})"
+    warnings.warn(f"the cached {what} {path} {problem}; {action}", CacheWarning, stacklevel=3)

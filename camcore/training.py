@@ -5,10 +5,15 @@ activations are computed once per image (and once for the mirror image, the only
 then only the top block and the classifier head are trained on them, for several epochs, at a
 fraction of the cost of full forward passes. The trained layers are the model's own layers, so
 the result is an ordinary Keras classifier, saved as ``.keras``.
+
+``load_or_train`` caches it under a name made of the recipe and a fingerprint of the data
+(``data_fingerprint``), writes atomically, rebuilds a damaged cache with a ``CacheWarning``, and
+lets concurrent processes wanting the same model train it once (a lock file beside the model).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -19,8 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from camcore.backbones import get_backbone
-from camcore.cache import cache_dir
-from camcore.data import load_split
+from camcore.cache import atomic_path, cache_dir, check_zip, file_lock, warn_unusable
+from camcore.data import find_dataset, list_images, load_split, split_dir
 from camcore.model_split import split_model
 from camcore.models import INPUT_SIZE, build_classifier
 from camcore.shortcut import stamp_class
@@ -44,12 +49,17 @@ class Recipe:
     seed: int = 0
     cue_class: str | None = None  # stamp camcore.shortcut's cue on this class (train and test)
 
-    def key(self) -> str:
-        parts = [self.backbone, self.frozen_until or "top", str(self.input_size), f"e{self.epochs}", f"lr{self.learning_rate:g}",
-                 f"ls{self.label_smoothing:g}", f"wd{self.weight_decay:g}", f"b{self.batch_size}",
-                 "flip" if self.flip else "noflip", f"n{self.per_class or 'all'}", f"t{self.test_per_class or 'all'}", f"s{self.seed}"]
+    def key(self, data_fingerprint: str | None = None) -> str:
+        """The cache file's name: the fields that change the model, then ``-data<fingerprint>``."""
+        parts = [self.backbone, self.frozen_until or "top", str(self.input_size),
+                 f"e{self.epochs}", f"lr{self.learning_rate:g}", f"ls{self.label_smoothing:g}",
+                 f"wd{self.weight_decay:g}", f"b{self.batch_size}",
+                 "flip" if self.flip else "noflip", f"n{self.per_class or 'all'}",
+                 f"t{self.test_per_class or 'all'}", f"s{self.seed}"]
         if self.cue_class:
             parts.append(f"cue-{self.cue_class}")
+        if data_fingerprint:
+            parts.append(f"data{data_fingerprint}")
         return "-".join(parts)
 
 
@@ -61,6 +71,8 @@ class TrainingReport:
     train_images: int = 0
     test_images: int = 0
     seconds: dict = field(default_factory=dict)  # wall time per stage
+    data_fingerprint: str = ""  # see data_fingerprint ("" in reports written before it existed)
+    data_dir: str = ""  # the data folder the model was trained on
 
 
 def _frozen_features(split, images: np.ndarray, flip: bool, batch_size: int = 64,
@@ -167,27 +179,126 @@ def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
     return model, report
 
 
-def model_path(recipe: Recipe) -> Path:
-    return cache_dir("models") / f"{recipe.key()}.keras"
+def data_fingerprint(data_dir=None) -> str:
+    """A name for the data in ``data_dir`` (see ``find_dataset``): 12 hex digits of a SHA-256.
+
+    Hashes the sorted list of ``("<split>/<path relative to the split folder>", size in bytes)``
+    of every image of the whole train and test splits (not only a recipe's subset): adding,
+    removing, renaming or resizing any image changes it; a copy of the folder elsewhere keeps it.
+    Costs a listing and a ``stat`` per file, no reading.
+    """
+    root = find_dataset(data_dir)
+    entries = []
+    for split in ("train", "test"):
+        folder = split_dir(root, split)
+        paths, _ = list_images(root, split)
+        entries += [(f"{split}/{p.relative_to(folder).as_posix()}", p.stat().st_size)
+                    for p in paths]
+    return hashlib.sha256(json.dumps(sorted(entries)).encode()).hexdigest()[:12]
+
+
+def _model_path(recipe: Recipe, fingerprint: str) -> Path:
+    return cache_dir("models") / f"{recipe.key(fingerprint)}.keras"
+
+
+def model_path(recipe: Recipe, data_dir=None) -> Path:
+    """The cached ``.keras`` file of ``recipe`` trained on the data in ``data_dir``.
+
+    Beside it: the report (``.json``) and the lock file (``.lock``) of ``load_or_train``.
+    """
+    return _model_path(recipe, data_fingerprint(data_dir))
+
+
+def _read_report(path: Path) -> TrainingReport:
+    """The report in ``path``; raises if it is not JSON or lacks (or has unknown) fields."""
+    fields = json.loads(path.read_text())
+    if not isinstance(fields, dict):
+        raise TypeError(f"expected a JSON object, found {type(fields).__name__}")
+    return TrainingReport(**fields)  # TypeError: missing "recipe", or an unknown field
+
+
+def _read_cached(path: Path, verbose: int):
+    """The cached ``(model, report)``, or None if absent or unusable (then a ``CacheWarning``)."""
+    report_path = path.with_suffix(".json")
+    if not path.exists() and not report_path.exists():
+        return None
+    again = "training the model again"
+    if not path.exists():
+        warn_unusable("model", path, "is missing (its report is there)", again)
+        return None
+    if not report_path.exists():
+        warn_unusable("report", report_path, "is missing", again)
+        return None
+    try:
+        report = _read_report(report_path)
+    except Exception as e:  # noqa: BLE001 - any failure means: rebuild
+        warn_unusable("report", report_path, e, again)
+        return None
+    if verbose:
+        print(f"Loading the fine-tuned model from {path}")
+    try:
+        check_zip(path)
+        model = keras.saving.load_model(path)
+    except Exception as e:  # noqa: BLE001 - any failure means: rebuild
+        warn_unusable("model", path, e, again)
+        return None
+    return model, report
+
+
+def _write_cached(path: Path, model, report: TrainingReport, root: Path, fingerprint: str):
+    """Save the model, then its report (recording the data), each atomically.
+
+    The old report is deleted first, so an interruption never pairs a new model with an old
+    report, or an old model with a new report: it leaves a model without a report, which the
+    next ``load_or_train`` rebuilds.
+    """
+    report.data_fingerprint, report.data_dir = fingerprint, str(root.resolve())
+    report_path = path.with_suffix(".json")
+    report_path.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    with atomic_path(report_path) as tmp:
+        tmp.write_text(json.dumps(asdict(report), indent=1))
+
+
+def _locate(recipe: Recipe, data_dir) -> tuple[Path, str, Path]:
+    """The data folder, its fingerprint, and the cached model's path."""
+    root = find_dataset(data_dir)
+    fingerprint = data_fingerprint(root)
+    return root, fingerprint, _model_path(recipe, fingerprint)
+
+
+def save_to_cache(recipe: Recipe, model, report: TrainingReport, data_dir=None) -> Path:
+    """Save a model fine-tuned with ``recipe`` on ``data_dir`` where ``load_or_train`` finds it.
+
+    For scripts and notebooks that call ``fine_tune`` themselves: records the data's fingerprint
+    and folder in ``report``, writes atomically under the lock, and returns the model's path.
+    """
+    root, fingerprint, path = _locate(recipe, data_dir)
+    with file_lock(path.with_suffix(".lock")):
+        _write_cached(path, model, report, root, fingerprint)
+    return path
 
 
 def load_or_train(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
     """The fine-tuned classifier for ``recipe``: loaded from the cache, else trained and saved.
 
-    Returns ``(model, report)``; the report (accuracy, history, timings) is saved beside the model.
+    Returns ``(model, report)``; the report (accuracy, history, timings, data) is saved beside the
+    model. The cache file is named by the recipe and the data's fingerprint, so another data
+    folder never gets this folder's model. A damaged cache (unreadable model or report) is
+    reported in a ``CacheWarning`` and trained again. Processes asking for the same model at
+    once take turns (a lock file beside the model): one trains, the others wait, then load it.
     """
     recipe = recipe or Recipe()
-    path = model_path(recipe)
-    report_path = path.with_suffix(".json")
-    if path.exists() and report_path.exists():
-        if verbose:
-            print(f"Loading the fine-tuned model from {path}")
-        model = keras.saving.load_model(path)
-        report = TrainingReport(**json.loads(report_path.read_text()))
-        return model, report
-    model, report = fine_tune(recipe, data_dir=data_dir, verbose=verbose)
-    model.save(path)
-    report_path.write_text(json.dumps(asdict(report), indent=1))
+    root, fingerprint, path = _locate(recipe, data_dir)
+    waiting = (f"Waiting for another process that is training or loading {path.name}..."
+               if verbose else None)
+    with file_lock(path.with_suffix(".lock"), waiting):
+        cached = _read_cached(path, verbose)
+        if cached is not None:
+            return cached
+        model, report = fine_tune(recipe, data_dir=root, verbose=verbose)
+        _write_cached(path, model, report, root, fingerprint)
     if verbose:
         print(f"Saved the fine-tuned model to {path}")
     return model, report

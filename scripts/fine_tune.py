@@ -12,10 +12,8 @@ import time
 STARTED = time.perf_counter()  # wall time counts imports and model building too
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-from dataclasses import asdict  # noqa: E402
 
-from camcore.training import Recipe, fine_tune, model_path  # noqa: E402
+from camcore.training import Recipe, fine_tune, save_to_cache  # noqa: E402
 
 
 def main():
@@ -28,9 +26,7 @@ def main():
 
     model, report = fine_tune(recipe)
     wall = time.perf_counter() - STARTED
-    path = model_path(recipe)
-    model.save(path)
-    path.with_suffix(".json").write_text(json.dumps(asdict(report), indent=1))
+    path = save_to_cache(recipe, model, report)  # atomic, where load_or_train finds it
 
     print(f"\nbackbone {recipe.backbone}, input {recipe.input_size}x{recipe.input_size}, "
           f"{report.train_images} training and {report.test_images} test images")

@@ -6,7 +6,13 @@ import pytest
 import camcore
 from camcore.data import write_tiny_dataset
 from camcore.model_split import split_model
-from camcore.training import Recipe, fine_tune, load_or_train, model_path
+from camcore.training import (
+    Recipe,
+    data_fingerprint,
+    fine_tune,
+    load_or_train,
+    model_path,
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +25,7 @@ def trained(tmp_path_factory):
 
 
 def test_frozen_layers_unchanged_and_top_trained(trained):
-    _, recipe, model, _, fresh = trained
+    _, _, model, _, fresh = trained
     backbone = model.get_layer("efficientnet_lite0")
     frozen = backbone.get_layer("block6d_project_conv").get_weights()[0]
     np.testing.assert_array_equal(frozen, fresh.get_layer("block6d_project_conv").get_weights()[0])
@@ -37,7 +43,8 @@ def test_model_learns_the_tiny_classes(trained):
     accuracy = (predicted == test.labels).mean()
     assert accuracy == pytest.approx(report.test_accuracy)  # the assembled model = the trained top
     assert accuracy >= 0.8  # six clearly different synthetic classes (chance: 1/6)
-    assert len(report.history["loss"]) == 8 and report.history["loss"][-1] < report.history["loss"][0]
+    loss = report.history["loss"]
+    assert len(loss) == 8 and loss[-1] < loss[0]
 
 
 def test_saved_model_reloads_identically(trained, tmp_path):
@@ -57,15 +64,17 @@ def test_load_or_train_caches(trained, tmp_path, monkeypatch):
     root, _, _, _, _ = trained
     monkeypatch.setenv("CAMCORE_CACHE", str(tmp_path))
     recipe = Recipe(input_size=64, epochs=1, batch_size=8, per_class=2)
-    model, report = load_or_train(recipe, data_dir=root, verbose=0)
-    assert model_path(recipe).exists() and report.train_images == 12
+    _, report = load_or_train(recipe, data_dir=root, verbose=0)
+    assert model_path(recipe, root).exists() and report.train_images == 12
+    assert report.data_fingerprint == data_fingerprint(root) and report.data_dir == str(root)
+    assert model_path(recipe, root).stem == f"{recipe.key()}-data{report.data_fingerprint}"
 
     def no_training(*args, **kwargs):
         raise AssertionError("load_or_train trained again instead of loading the cache")
 
     monkeypatch.setattr("camcore.training.fine_tune", no_training)
     again, report2 = load_or_train(recipe, data_dir=root, verbose=0)
-    assert report2.test_accuracy == report.test_accuracy
+    assert report2 == report
     assert split_model(again).layer == "efficientnet_lite0/top_activation"
 
 
