@@ -48,6 +48,7 @@ class Recipe:
     test_per_class: int | None = None  # evaluate on a stratified test subset; None = all
     seed: int = 0
     cue_class: str | None = None  # stamp camcore.shortcut's cue on this class (train and test)
+    train_batch_norm: bool = False  # True: the top block's batch norms train (batch statistics)
 
     def key(self, data_fingerprint: str | None = None) -> str:
         """The cache file's name: the fields that change the model, then ``-data<fingerprint>``."""
@@ -58,6 +59,8 @@ class Recipe:
                  f"t{self.test_per_class or 'all'}", f"s{self.seed}"]
         if self.cue_class:
             parts.append(f"cue-{self.cue_class}")
+        if self.train_batch_norm:
+            parts.append("bntrain")
         if data_fingerprint:
             parts.append(f"data{data_fingerprint}")
         return "-".join(parts)
@@ -110,18 +113,21 @@ def _top_model(split) -> keras.Model:
     return keras.Model(inputs, split.head(inputs), name="top")
 
 
-def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
-    """Fine-tune a classifier with ``recipe``; return ``(model, TrainingReport)``.
+# The last frozen activations computed in this process: recipes that differ only above the
+# frozen part (the batch-norm or label-smoothing comparisons) reuse them instead of recomputing.
+_FROZEN: dict = {}
 
-    Trains the top block and the head (the backbone's batch-norm statistics stay frozen) with
-    AdamW and a cosine learning-rate decay on cached activations of the frozen layers.
-    """
-    recipe = recipe or Recipe()
-    keras.utils.set_random_seed(recipe.seed)
-    spec = get_backbone(recipe.backbone)
-    report = TrainingReport(recipe=asdict(recipe))
+
+def _frozen_data(recipe: Recipe, split, data_dir, verbose: int):
+    """``(train labels, test labels, train activations, test activations, seconds)``."""
+    key = (str(find_dataset(data_dir).resolve()), recipe.backbone, recipe.frozen_until,
+           recipe.input_size, recipe.per_class, recipe.test_per_class, recipe.seed, recipe.flip,
+           recipe.cue_class)
+    if key in _FROZEN:
+        if verbose:
+            print("Reusing the frozen layers' activations computed earlier in this session")
+        return (*_FROZEN[key][:4], {"load images": 0.0, "frozen activations": 0.0})
     clock = time.perf_counter()
-
     progress = None if verbose else False
     train = load_split("train", recipe.input_size, per_class=recipe.per_class, seed=recipe.seed,
                        data_dir=data_dir, progress=progress)
@@ -130,22 +136,42 @@ def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
     if recipe.cue_class:  # the shortcut experiment: one class always carries the cue
         train = replace(train, images=stamp_class(train.images, train.labels, recipe.cue_class))
         test = replace(test, images=stamp_class(test.images, test.labels, recipe.cue_class))
-    report.train_images, report.test_images = len(train), len(test)
-    report.seconds["load images"] = time.perf_counter() - clock
-
-    model = build_classifier(recipe.backbone, input_size=recipe.input_size, seed=recipe.seed)
-    split = split_model(model, f"{recipe.backbone}/{recipe.frozen_until or spec.frozen_until}")
+    seconds = {"load images": time.perf_counter() - clock}
     start = time.perf_counter()
     train_features = _frozen_features(split, train.images, recipe.flip, label="train",
                                       verbose=verbose)
     test_features = _frozen_features(split, test.images, False, label="test", verbose=verbose)[0]
-    report.seconds["frozen activations"] = time.perf_counter() - start
+    seconds["frozen activations"] = time.perf_counter() - start
+    _FROZEN.clear()
+    _FROZEN[key] = (train.labels, test.labels, train_features, test_features, seconds)
+    return _FROZEN[key]
+
+
+def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
+    """Fine-tune a classifier with ``recipe``; return ``(model, TrainingReport)``.
+
+    Trains the top block and the head with AdamW and a cosine learning-rate decay on cached
+    activations of the frozen layers. The batch norms keep ImageNet's statistics, unless
+    ``recipe.train_batch_norm``: then the top block's batch norms train too (batch statistics
+    in training, moving averages updated).
+    """
+    recipe = recipe or Recipe()
+    keras.utils.set_random_seed(recipe.seed)
+    spec = get_backbone(recipe.backbone)
+    report = TrainingReport(recipe=asdict(recipe))
+    clock = time.perf_counter()
+    model = build_classifier(recipe.backbone, input_size=recipe.input_size, seed=recipe.seed)
+    split = split_model(model, f"{recipe.backbone}/{recipe.frozen_until or spec.frozen_until}")
+    train_labels, test_labels, train_features, test_features, seconds = _frozen_data(
+        recipe, split, data_dir, verbose)
+    report.train_images, report.test_images = len(train_labels), len(test_labels)
+    report.seconds.update(seconds)
 
     top = _top_model(split)
     for layer in _all_layers(split.head_parts):  # batch-norm statistics stay ImageNet's
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-    steps = recipe.epochs * -(-len(train) // recipe.batch_size)
+            layer.trainable = recipe.train_batch_norm
+    steps = recipe.epochs * -(-len(train_labels) // recipe.batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
     top.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay),
@@ -158,14 +184,14 @@ def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
     onehot = np.eye(model.outputs[0].shape[-1], dtype=np.float32)
     history = {"loss": [], "accuracy": [], "test_accuracy": []}
     for epoch in range(recipe.epochs):
-        view = rng.integers(0, len(train_features), len(train))  # random mirror per image
-        x = train_features[view, np.arange(len(train))]
-        fit = top.fit(x, onehot[train.labels], batch_size=recipe.batch_size, epochs=1,
+        view = rng.integers(0, len(train_features), len(train_labels))  # random mirror per image
+        x = train_features[view, np.arange(len(train_labels))]
+        fit = top.fit(x, onehot[train_labels], batch_size=recipe.batch_size, epochs=1,
                       shuffle=True, verbose=0)
         test_pred = top.predict(test_features, batch_size=256, verbose=0).argmax(axis=1)
         history["loss"].append(float(fit.history["loss"][0]))
         history["accuracy"].append(float(fit.history["accuracy"][0]))
-        history["test_accuracy"].append(float((test_pred == test.labels).mean()))
+        history["test_accuracy"].append(float((test_pred == test_labels).mean()))
         if verbose:
             print(f"epoch {epoch + 1}/{recipe.epochs}: loss {history['loss'][-1]:.4f}, "
                   f"train accuracy {history['accuracy'][-1]:.4f}, "
@@ -278,6 +304,13 @@ def save_to_cache(recipe: Recipe, model, report: TrainingReport, data_dir=None) 
     with file_lock(path.with_suffix(".lock")):
         _write_cached(path, model, report, root, fingerprint)
     return path
+
+
+def load_cached(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
+    """The cached ``(model, report)`` of ``recipe`` on this data, or None: never trains."""
+    _, _, path = _locate(recipe or Recipe(), data_dir)
+    with file_lock(path.with_suffix(".lock")):
+        return _read_cached(path, verbose)
 
 
 def load_or_train(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):

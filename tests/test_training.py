@@ -1,5 +1,7 @@
 """The CPU fine-tuning recipe: cached frozen activations, trained top, a normal .keras model."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -98,3 +100,30 @@ def test_cue_class_stamps_that_class_in_train_and_test(trained, monkeypatch):
         labels = camcore.load_split(split, 64, data_dir=root).labels
         has_cue = np.all(images[:, top:bottom, left:right] == shortcut.CUE_COLOR, axis=(1, 2, 3))
         np.testing.assert_array_equal(has_cue, labels == camcore.CLASS_NAMES.index("sea"))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return write_tiny_dataset(tmp_path_factory.mktemp("bn-data"), per_class=6)
+
+
+def test_batch_norm_training_and_reused_activations(tiny_data, monkeypatch):
+    """A recipe that trains the top block's batch norms reuses the frozen activations of the
+    previous one, changes the batch-norm statistics, and is cached under its own name."""
+    from camcore import training
+
+    base = Recipe(input_size=64, per_class=6, test_per_class=3, epochs=1, batch_size=8)
+    calls = []
+    original = training._frozen_features
+    monkeypatch.setattr(training, "_frozen_features",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    frozen_model, _ = training.fine_tune(base, data_dir=tiny_data, verbose=0)
+    trained_model, report = training.fine_tune(replace(base, train_batch_norm=True),
+                                               data_dir=tiny_data, verbose=0)
+    assert len(calls) == 2  # train and test activations, computed once for both recipes
+    assert report.seconds["frozen activations"] == 0.0
+    name = "efficientnet_lite0/top_bn"
+    before = frozen_model.get_layer("efficientnet_lite0").get_layer("top_bn").moving_mean
+    after = trained_model.get_layer("efficientnet_lite0").get_layer("top_bn").moving_mean
+    assert not np.allclose(np.asarray(before), np.asarray(after)), name
+    assert base.key() != replace(base, train_batch_norm=True).key()
