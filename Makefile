@@ -55,3 +55,16 @@ peers: $(VENV)/.peers-installed
 
 clean:
 	rm -rf _build .pytest_cache
+
+# --- Publishing helpers (not part of `make book` / `make test`) ---
+.PHONY: student wheelhouse
+
+# The chapters for students: outputs cleared, gated solutions removed (_build/student/)
+student: setup
+	$(PY) scripts/student_copy.py chapters _build/student
+
+# Every package of .[test,book] for this platform and Python, for a machine without internet
+# (several GB; prints the offline install command)
+WHEELHOUSE ?= wheelhouse
+wheelhouse: setup
+	$(PY) scripts/wheelhouse.py $(WHEELHOUSE)

@@ -1,17 +1,23 @@
 """What the book's notebooks share: quick mode, the fine-tuned model, glue, and timing.
 
-Quick mode (environment variable ``CAMCORE_QUICK=1``, used by the test suite) runs every chapter
-on a small stratified subset with a short fine-tuning, so that all notebooks execute in minutes;
-the committed notebooks are executed in full mode on the real data. ``CAMCORE_BACKBONE=resnet50``
-switches the whole book to the article's backbone (its ImageNet weights need the internet).
+Quick mode (environment variable ``CAMCORE_QUICK=1``, used by the test suite and for slow
+laptops) runs every chapter on a few images, and the fine-tuning chapter with a short recipe, so
+that all notebooks execute in minutes; the committed notebooks are executed in full mode on the
+real data. ``CAMCORE_BACKBONE=resnet50`` switches the whole book to the article's backbone (its
+ImageNet weights need the internet, and it is trained on the spot: there are no shipped weights).
 """
 
 from __future__ import annotations
 
 import os
+import resource
+import threading
 import time
+from dataclasses import fields
 
-from camcore.training import Recipe, load_or_train
+from camcore import shipped
+from camcore.data import DatasetNotFoundError
+from camcore.training import Recipe, TrainingReport, load_cached, load_or_train
 
 QUICK = os.environ.get("CAMCORE_QUICK") == "1"
 BACKBONE = os.environ.get("CAMCORE_BACKBONE", "efficientnet_lite0")  # "resnet50": the article's
@@ -26,8 +32,33 @@ def recipe() -> Recipe:
 
 
 def classifier(verbose: int = 1):
-    """The fine-tuned classifier of the book: ``(model, report)``, cached or trained on the spot."""
-    return load_or_train(recipe(), verbose=verbose)
+    """The classifier a chapter explains, ``(model, report)``; it prints which one it is.
+
+    1. Yours, if you fine-tuned one with the book's recipe on this data (the fine-tuning chapter,
+       or ``make train``): it is in the cache.
+    2. Else the book's shipped classifier (EfficientNet-Lite0): loaded in seconds, no training.
+    3. Else (another backbone) the book's recipe is trained now, with progress.
+    """
+    try:
+        own = load_cached(Recipe(backbone=BACKBONE), verbose=0)
+    except DatasetNotFoundError:  # e.g. explaining your own photos without the dataset
+        own = None
+    if own is not None:
+        model, report = own
+        print(f"Using your classifier, fine-tuned with the book's recipe on {report.data_dir}: "
+              f"test accuracy {report.test_accuracy:.1%}.")
+        return own
+    if BACKBONE == shipped.shipped_report()["recipe"]["backbone"]:
+        model = shipped.load_shipped()
+        saved = shipped.shipped_report()
+        report = TrainingReport(**{f.name: saved[f.name] for f in fields(TrainingReport)})
+        print(f"Using the book's shipped classifier ({BACKBONE} fine-tuned on "
+              f"{report.train_images} images, test accuracy {report.test_accuracy:.1%} on "
+              f"{report.test_images}). Run the fine-tuning chapter to train and use your own.")
+        return model, report
+    model, report = load_or_train(recipe(), verbose=verbose)
+    print(f"Using the classifier just fine-tuned here: test accuracy {report.test_accuracy:.1%}.")
+    return model, report
 
 
 def per_class(full: int, quick: int = 1) -> int:
@@ -54,3 +85,31 @@ def finish(name: str = "runtime_minutes"):
     minutes = (time.perf_counter() - _STARTED) / 60
     glue(name, minutes)
     print(f"This notebook ran in {minutes:.1f} minutes{' (quick mode)' if QUICK else ''}.")
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/statm") as f:  # Linux (Colab too): resident pages
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class PeakMemory:
+    """``with PeakMemory() as memory: ...`` then ``memory.extra``: the peak resident memory (MB)
+    above the level at entry, sampled every 2 ms by a thread (Linux)."""
+
+    def __enter__(self):
+        self.base = self.peak = _resident_mb()
+        self._running = True
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while self._running:
+            self.peak = max(self.peak, _resident_mb())
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self._running = False
+        self._thread.join()
+        self.peak = max(self.peak, _resident_mb())
+        self.extra = self.peak - self.base

@@ -480,7 +480,7 @@ def cam(model: keras.Model, images, classes=None, layer: str | None = None,
         raise ValueError(
             f"CAM needs the layer {split.layer!r} to be followed by GlobalAveragePooling2D -> "
             f"(Dropout) -> Dense(classes); {model.name!r} has {names}. Use grad_cam, which works "
-            "on any head (and equals CAM on such heads).")
+            "on any head (it equals CAM only on a pooling -> Dense head).")
     kernel = split.head_layers[-1].kernel
     if split.binary:  # one logit z: class 0 is explained by -z, class 1 by +z
         kernel = keras.ops.concatenate([-kernel, kernel], axis=1)

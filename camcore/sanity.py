@@ -44,7 +44,7 @@ def layer_groups(model: keras.Model) -> list[tuple[str, list]]:
     return list(groups.items())[::-1]
 
 
-def _reinitialise(layer, seed: list[int]):
+def _reinitialize(layer, seed: list[int]):
     """Draw every weight of ``layer`` again from the initialiser it was built with.
 
     Convolution and dense kernels get their random initialisers (Glorot uniform for most);
@@ -60,7 +60,7 @@ def _reinitialise(layer, seed: list[int]):
         variable.assign(init(variable.shape, variable.dtype))
 
 
-def cascading_randomisation(model: keras.Model, seed: int = 0):
+def cascading_randomization(model: keras.Model, seed: int = 0):
     """Yield ``(group, randomised)`` after re-initialising each layer group, top down, cumulatively.
 
     ``randomised`` is one copy of ``model`` (the original is untouched) that accumulates the
@@ -70,7 +70,7 @@ def cascading_randomisation(model: keras.Model, seed: int = 0):
     randomised.set_weights(model.get_weights())
     for g, (group, layers) in enumerate(layer_groups(randomised)):
         for i, layer in enumerate(layers):
-            _reinitialise(layer, seed=[seed, g, i])
+            _reinitialize(layer, seed=[seed, g, i])
         yield group, randomised
 
 

@@ -20,44 +20,17 @@ Prints ms per image and peak memory, and checks the targets:
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 
+from camcore.book import PeakMemory
+
 MEMORY_NOISE_MB = 64  # allocator noise allowed when checking that memory does not grow
 FEW, MANY = 64, 1024  # images, for the memory-in-N check
 SCORE_CAM_MAX_N = 8  # channels per image when Score-CAM runs on MANY images (time, not memory)
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-class PeakMemory:
-    """Peak resident memory (MB) above the level at entry, sampled every 2 ms."""
-
-    def __enter__(self):
-        self.base = self.peak = _rss_mb()
-        self._running = True
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while self._running:
-            self.peak = max(self.peak, _rss_mb())
-            time.sleep(0.002)
-
-    def __exit__(self, *exc):
-        self._running = False
-        self._thread.join()
-        self.peak = max(self.peak, _rss_mb())
-        self.extra = self.peak - self.base
 
 
 def _images(n):

@@ -41,12 +41,12 @@ def test_layer_groups_look_inside_nested_models(nested_model):
     assert [g for g, _ in sanity.layer_groups(nested_model)] == ["logits", "conv"]
 
 
-def test_cascading_randomisation_is_cumulative_and_leaves_the_original_alone():
+def test_cascading_randomization_is_cumulative_and_leaves_the_original_alone():
     model = trained_like()
     original = {l.name: [w.copy() for w in l.get_weights()] for l in model.layers}
     fresh_init = {l.name: l.get_weights() for l in staged_model().layers}
     seen = []
-    for group, randomised in sanity.cascading_randomisation(model):
+    for group, randomised in sanity.cascading_randomization(model):
         seen.append(group)
         for g, layers in sanity.layer_groups(randomised):
             for layer in layers:
@@ -67,9 +67,9 @@ def test_cascading_randomisation_is_cumulative_and_leaves_the_original_alone():
             np.testing.assert_array_equal(a, b)
 
 
-def test_cascading_randomisation_is_reproducible():
+def test_cascading_randomization_is_reproducible():
     model = trained_like()
-    runs = [[w.copy() for _, m in sanity.cascading_randomisation(model, seed=3)
+    runs = [[w.copy() for _, m in sanity.cascading_randomization(model, seed=3)
              for w in m.get_weights()] for _ in range(2)]
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
