@@ -14,6 +14,7 @@ import resource
 import threading
 import time
 from dataclasses import fields
+from pathlib import Path
 
 from camcore import shipped
 from camcore.data import DatasetNotFoundError
@@ -45,8 +46,8 @@ def classifier(verbose: int = 1):
         own = None
     if own is not None:
         model, report = own
-        print(f"Using your classifier, fine-tuned with the book's recipe on {report.data_dir}: "
-              f"test accuracy {report.test_accuracy:.1%}.")
+        print(f"Using your classifier, fine-tuned with the book's recipe on the data in "
+              f"{Path(report.data_dir).name!r}: test accuracy {report.test_accuracy:.1%}.")
         return own
     if BACKBONE == shipped.shipped_report()["recipe"]["backbone"]:
         model = shipped.load_shipped()

@@ -98,3 +98,31 @@ def test_page_renders(built_book, server, browser, page_name):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{page_name}.png"), full_page=True)
     page.close()
+
+
+SOLUTION_PAGES = sorted(p.stem for p in (ROOT / "chapters").glob("*.ipynb")
+                        if '"solution"' in p.read_text())  # notebooks with solution-tagged cells
+
+
+def test_some_chapters_have_solutions():
+    assert len(SOLUTION_PAGES) >= 10, SOLUTION_PAGES
+
+
+@pytest.mark.parametrize("page_name", SOLUTION_PAGES)
+def test_solutions_stay_folded_until_clicked(built_book, server, browser, page_name):
+    """Every solution's text is hidden when the page opens, and shown by a click on its title."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server}/chapters/{page_name}.html", wait_until="networkidle")
+    solutions = page.locator("div.solution")
+    assert solutions.count() > 0, f"{page_name}: no rendered solution"
+    for i in range(solutions.count()):
+        solution = solutions.nth(i)
+        body = solution.locator(":scope > :not(.admonition-title)")
+        assert body.count() > 0
+        shown = [body.nth(k).is_visible() for k in range(body.count())]
+        assert not any(shown), f"{page_name}: solution {i} is visible before a click"
+        solution.locator(".admonition-title").click()
+        page.wait_for_timeout(200)
+        assert any(body.nth(k).is_visible() for k in range(body.count())), \
+            f"{page_name}: solution {i} does not open"
+    page.close()
