@@ -241,35 +241,47 @@ def binary_models(gap_dense_model):
     return models, kernel[:, 0]
 
 
-@pytest.mark.parametrize("variant", ["Dense(sigmoid)", "Activation"])
-def test_binary_classifier(binary_models, images, variant):
+BINARY_VARIANTS = ["Dense(sigmoid)", "Activation"]
+
+
+@pytest.mark.parametrize("variant", BINARY_VARIANTS)
+@pytest.mark.parametrize("method", [grad_cam, cam], ids=["Grad-CAM", "CAM"])
+@pytest.mark.parametrize("c, sign", [(1, 1), (0, -1)], ids=["class-1", "class-0"])
+def test_binary_classifier(binary_models, images, variant, method, c, sign):
     """Class 1 is explained by +z, class 0 by -z; scores are the sigmoid probabilities."""
     models, w = binary_models
     model = models[variant]
     p1 = np.asarray(model(images))[:, 0]
-    for method, expected in ((grad_cam, w / Z), (cam, w)):
-        for c, sign in ((1, 1), (0, -1)):
-            result = quiet(method, model, images, classes=c)
-            np.testing.assert_allclose(result.channel_weights, np.broadcast_to(sign * expected,
-                                                                               (3, CHANNELS)),
-                                       rtol=1e-5)
-            np.testing.assert_allclose(result.scores, p1 if c == 1 else 1 - p1, atol=1e-6)
+    expected = w / Z if method is grad_cam else w
+    result = quiet(method, model, images, classes=c)
+    np.testing.assert_allclose(result.channel_weights,
+                               np.broadcast_to(sign * expected, (3, CHANNELS)), rtol=1e-5)
+    np.testing.assert_allclose(result.scores, p1 if c == 1 else 1 - p1, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", BINARY_VARIANTS)
+def test_binary_classifier_default_class_and_range(binary_models, images, variant):
+    """The default class is 1 where sigmoid > 0.5; a binary model has 2 classes, 0 and 1."""
+    models, _ = binary_models
+    model = models[variant]
+    p1 = np.asarray(model(images))[:, 0]
     predicted = quiet(grad_cam, model, images)
     np.testing.assert_array_equal(predicted.classes, (p1 > 0.5).astype(int))
     with pytest.raises(ValueError, match=r"out of range.*2 classes"):
         grad_cam(model, images, classes=2)
 
 
-def test_binary_score_cam_uses_sigmoid_probabilities(binary_models, images):
+@pytest.mark.parametrize("c", [1, 0])
+def test_binary_score_cam_uses_sigmoid_probabilities(binary_models, images, c):
     """Score-CAM's weight is p_c of the masked image: sigmoid(z) for class 1, 1 - sigmoid for 0."""
     model = binary_models[0]["Dense(sigmoid)"]
     a = np.asarray(keras.Model(model.input, model.get_layer("conv").output)(images))
     masks = camcore.methods.score_cam_masks(np.moveaxis(a[0], -1, 0), (SIZE, SIZE)).numpy()
     live = a[0].var(axis=(0, 1)) > 0
     p1 = np.asarray(model(images[0] * masks[..., None]))[:, 0]
-    for c, expected in ((1, p1), (0, 1 - p1)):
-        result = quiet(score_cam, model, images[:1], classes=c)
-        np.testing.assert_allclose(result.channel_weights[0][live], expected[live], atol=1e-5)
+    expected = p1 if c == 1 else 1 - p1
+    result = quiet(score_cam, model, images[:1], classes=c)
+    np.testing.assert_allclose(result.channel_weights[0][live], expected[live], atol=1e-5)
 
 
 def test_unbuilt_sequential_model(images):

@@ -123,46 +123,47 @@ def test_grad_cam_equals_cam_on_gap_dense(toy_models, gap_dense_model, images, v
 
 
 @pytest.mark.parametrize("variant", ["flat", "nested", "sequential"])
-def test_grad_cam_weights_are_dense_column_over_z(toy_models, gap_dense_model, images, variant):
+@pytest.mark.parametrize("c", range(NUM_CLASSES))
+def test_grad_cam_weights_are_dense_column_over_z(toy_models, gap_dense_model, images, variant,
+                                                  c):
     model, _ = toy_models[variant]
     kernel = dense_kernel(gap_dense_model)
-    for c in range(NUM_CLASSES):
-        result = run(grad_cam, model, images, classes=c)
-        expected = np.broadcast_to(kernel[:, c] / Z, (3, CHANNELS))
-        np.testing.assert_allclose(result.channel_weights, expected, rtol=1e-5, atol=1e-9)
+    result = run(grad_cam, model, images, classes=c)
+    expected = np.broadcast_to(kernel[:, c] / Z, (3, CHANNELS))
+    np.testing.assert_allclose(result.channel_weights, expected, rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize("variant", ["flat", "sequential"])
+@pytest.mark.parametrize("c", range(NUM_CLASSES))
 def test_grad_cam_differentiates_logits_not_probabilities(toy_models, gap_dense_model, images,
-                                                          variant):
+                                                          variant, c):
     """The flat model ends in a Softmax layer, the Sequential one in Dense(softmax): both are
     skipped."""
     model, _ = toy_models[variant]
     kernel = dense_kernel(gap_dense_model)
     bias = np.asarray(gap_dense_model.get_layer("logits").bias, np.float64)
     a = toy_activations(gap_dense_model, images)
-    for c in range(NUM_CLASSES):
-        result = run(grad_cam, model, images, classes=c)
-        logit_weights = np.broadcast_to(kernel[:, c] / Z, (3, CHANNELS))
+    result = run(grad_cam, model, images, classes=c)
+    logit_weights = np.broadcast_to(kernel[:, c] / Z, (3, CHANNELS))
 
-        # the contrast: the gradient of the *probability*, by GradientTape through the model's own
-        # head layers, and analytically: dp_c/dA = p_c (W[:, c] - sum_j p_j W[:, j]) / Z
-        a_t = tf.constant(a, tf.float32)
-        with tf.GradientTape() as tape:
-            tape.watch(a_t)
-            pooled = model.get_layer("gap")(a_t)
-            if variant == "flat":
-                p = model.get_layer("probs")(model.get_layer("logits")(pooled))
-            else:
-                p = model.layers[-1](pooled)  # Dense with its softmax
-            target = p[:, c]
-        prob_weights = tape.gradient(target, a_t).numpy().mean(axis=(1, 2))
-        probs = tf.nn.softmax(a.mean(axis=(1, 2)) @ kernel + bias).numpy()
-        analytic = probs[:, [c]] * (kernel[:, c][None] - probs @ kernel.T) / Z
-        np.testing.assert_allclose(prob_weights, analytic, rtol=1e-3, atol=1e-8)
+    # the contrast: the gradient of the *probability*, by GradientTape through the model's own
+    # head layers, and analytically: dp_c/dA = p_c (W[:, c] - sum_j p_j W[:, j]) / Z
+    a_t = tf.constant(a, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(a_t)
+        pooled = model.get_layer("gap")(a_t)
+        if variant == "flat":
+            p = model.get_layer("probs")(model.get_layer("logits")(pooled))
+        else:
+            p = model.layers[-1](pooled)  # Dense with its softmax
+        target = p[:, c]
+    prob_weights = tape.gradient(target, a_t).numpy().mean(axis=(1, 2))
+    probs = tf.nn.softmax(a.mean(axis=(1, 2)) @ kernel + bias).numpy()
+    analytic = probs[:, [c]] * (kernel[:, c][None] - probs @ kernel.T) / Z
+    np.testing.assert_allclose(prob_weights, analytic, rtol=1e-3, atol=1e-8)
 
-        np.testing.assert_allclose(result.channel_weights, logit_weights, rtol=1e-5, atol=1e-9)
-        assert not np.allclose(result.channel_weights, prob_weights, rtol=0.1, atol=0)
+    np.testing.assert_allclose(result.channel_weights, logit_weights, rtol=1e-5, atol=1e-9)
+    assert not np.allclose(result.channel_weights, prob_weights, rtol=0.1, atol=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,28 +202,27 @@ def flatten_model():
     return model, kernel4
 
 
-def test_grad_cam_plus_plus_by_hand_flatten_head(flatten_model):
+@pytest.mark.parametrize("c", range(3))
+def test_grad_cam_plus_plus_by_hand_flatten_head(flatten_model, c):
     model, kernel4 = flatten_model
     x = np.random.default_rng(1).uniform(0, 255, (2, 5, 5, 3)).astype(np.float32)
     a = activations_of(model, "conv", x)
     assert (a == 0).any() and (a > 0).any()  # the ReLU zeroed some activations
-    for c in range(3):
-        g = np.broadcast_to(kernel4[..., c], a.shape)  # hand-derived dy_c/dA
-        maps, w, alpha = grad_cam_pp_reference(a, g)
-        result = run(grad_cam_plus_plus, model, x, classes=c)
-        assert np.isfinite(result.channel_weights).all() and np.isfinite(result.maps).all()
-        np.testing.assert_allclose(result.channel_weights, w, rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(result.maps, maps, atol=1e-5)
-        if c == 0:  # the zero-gradient column: alpha 0 there in the reference, and no NaN above
-            assert (alpha[:, :, 1] == 0).all() and np.isfinite(alpha).all()
+    g = np.broadcast_to(kernel4[..., c], a.shape)  # hand-derived dy_c/dA
+    maps, w, alpha = grad_cam_pp_reference(a, g)
+    result = run(grad_cam_plus_plus, model, x, classes=c)
+    assert np.isfinite(result.channel_weights).all() and np.isfinite(result.maps).all()
+    np.testing.assert_allclose(result.channel_weights, w, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(result.maps, maps, atol=1e-5)
+    if c == 0:  # the zero-gradient column: alpha 0 there in the reference, and no NaN above
+        assert (alpha[:, :, 1] == 0).all() and np.isfinite(alpha).all()
 
-        # Grad-CAM on the same head: the mean of the hand-derived gradient (its map may be empty)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", EmptyMapWarning)
-            gc = grad_cam(model, x, classes=c)
-        np.testing.assert_allclose(gc.channel_weights, g.mean(axis=(1, 2)), rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(gc.maps, normalise(relu_sum(g.mean(axis=(1, 2)), a)),
-                                   atol=1e-5)
+    # Grad-CAM on the same head: the mean of the hand-derived gradient (its map may be empty)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyMapWarning)
+        gc = grad_cam(model, x, classes=c)
+    np.testing.assert_allclose(gc.channel_weights, g.mean(axis=(1, 2)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gc.maps, normalise(relu_sum(g.mean(axis=(1, 2)), a)), atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +250,8 @@ def mix_model():
     return model, v, b, u
 
 
-def test_grad_cam_plus_plus_by_hand_nonlinear_head(mix_model):
+@pytest.mark.parametrize("c", range(2))
+def test_grad_cam_plus_plus_by_hand_nonlinear_head(mix_model, c):
     model, v, b, u = mix_model
     x = np.random.default_rng(5).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
     a = activations_of(model, "conv", x)
@@ -259,36 +260,34 @@ def test_grad_cam_plus_plus_by_hand_nonlinear_head(mix_model):
     on = (pre > 0).astype(np.float64)
     assert 0 < on.mean() < 1
     z = a.shape[1] * a.shape[2]
-    for c in range(2):
-        g = np.einsum("km,nijm,m->nijk", v, on, u[:, c]) / z
-        assert (g == 0).any() and (g != 0).any()  # both cases exercised
-        maps, w, alpha = grad_cam_pp_reference(a, g)
-        assert (alpha[g == 0] == 0).all()
-        # the default layer would be "mix", the last 4-D layer
-        result = run(grad_cam_plus_plus, model, x, classes=c, layer="conv")
-        assert np.isfinite(result.maps).all() and np.isfinite(result.channel_weights).all()
-        np.testing.assert_allclose(result.channel_weights, w, rtol=1e-4, atol=1e-7)
-        np.testing.assert_allclose(result.maps, maps, atol=1e-5)
+    g = np.einsum("km,nijm,m->nijk", v, on, u[:, c]) / z
+    assert (g == 0).any() and (g != 0).any()  # both cases exercised
+    maps, w, alpha = grad_cam_pp_reference(a, g)
+    assert (alpha[g == 0] == 0).all()
+    # the default layer would be "mix", the last 4-D layer
+    result = run(grad_cam_plus_plus, model, x, classes=c, layer="conv")
+    assert np.isfinite(result.maps).all() and np.isfinite(result.channel_weights).all()
+    np.testing.assert_allclose(result.channel_weights, w, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(result.maps, maps, atol=1e-5)
 
-        gc = run(grad_cam, model, x, classes=c, layer="conv")
-        np.testing.assert_allclose(gc.channel_weights, g.mean(axis=(1, 2)), rtol=1e-5, atol=1e-8)
-        np.testing.assert_allclose(gc.maps, normalise(relu_sum(g.mean(axis=(1, 2)), a)),
-                                   atol=1e-5)
+    gc = run(grad_cam, model, x, classes=c, layer="conv")
+    np.testing.assert_allclose(gc.channel_weights, g.mean(axis=(1, 2)), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(gc.maps, normalise(relu_sum(g.mean(axis=(1, 2)), a)), atol=1e-5)
 
 
 @pytest.mark.parametrize("variant", ["flat", "nested", "sequential"])
-def test_grad_cam_plus_plus_on_gap_dense(toy_models, gap_dense_model, images, variant):
+@pytest.mark.parametrize("c", range(NUM_CLASSES))
+def test_grad_cam_plus_plus_on_gap_dense(toy_models, gap_dense_model, images, variant, c):
     """g = W[k, c]/Z everywhere, so alpha = 1/(2 + S_k g) and w_k = Z ReLU(g) / (2 + S_k g)."""
     model, _ = toy_models[variant]
     a = toy_activations(gap_dense_model, images)
     s = a.sum(axis=(1, 2))
     kernel = dense_kernel(gap_dense_model)
-    for c in range(NUM_CLASSES):
-        g = kernel[:, c][None] / Z
-        w = Z * np.maximum(g, 0) / (2 + s * g)
-        result = run(grad_cam_plus_plus, model, images, classes=c)
-        np.testing.assert_allclose(result.channel_weights, w, rtol=1e-5, atol=1e-9)
-        np.testing.assert_allclose(result.maps, normalise(relu_sum(w, a)), atol=1e-5)
+    g = kernel[:, c][None] / Z
+    w = Z * np.maximum(g, 0) / (2 + s * g)
+    result = run(grad_cam_plus_plus, model, images, classes=c)
+    np.testing.assert_allclose(result.channel_weights, w, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(result.maps, normalise(relu_sum(w, a)), atol=1e-5)
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,28 +389,27 @@ def test_small_batch_size_equals_default(gap_dense_model, images, name, method):
 
 
 @pytest.mark.parametrize("name,method", ALL_METHODS)
-def test_nested_backbone_gives_same_results(toy_models, images, name, method):
+@pytest.mark.parametrize("variant", ["nested", "sequential"])
+@pytest.mark.parametrize("classes", [None, 1])
+def test_nested_backbone_gives_same_results(toy_models, images, name, method, variant, classes):
     flat, _ = toy_models["flat"]
-    for variant in ("nested", "sequential"):
-        model, _ = toy_models[variant]
-        for classes in (None, 1):
-            a = run(method, flat, images, classes=classes)
-            b = run(method, model, images, classes=classes)
-            np.testing.assert_array_equal(a.classes, b.classes)
-            np.testing.assert_allclose(a.maps, b.maps, atol=1e-5)
-            np.testing.assert_allclose(a.heatmaps, b.heatmaps, atol=1e-5)
-            np.testing.assert_allclose(a.channel_weights, b.channel_weights, rtol=1e-5,
-                                       atol=1e-8)
-            np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+    model, _ = toy_models[variant]
+    a = run(method, flat, images, classes=classes)
+    b = run(method, model, images, classes=classes)
+    np.testing.assert_array_equal(a.classes, b.classes)
+    np.testing.assert_allclose(a.maps, b.maps, atol=1e-5)
+    np.testing.assert_allclose(a.heatmaps, b.heatmaps, atol=1e-5)
+    np.testing.assert_allclose(a.channel_weights, b.channel_weights, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
 
 
-def test_explicit_bare_and_full_layer_names_agree(nested_model, images):
+@pytest.mark.parametrize("name,method", ALL_METHODS)
+def test_explicit_bare_and_full_layer_names_agree(nested_model, images, name, method):
     """"conv" (unique, found inside the backbone) and "backbone/conv" are the same layer."""
-    for method in camcore.METHODS.values():
-        a = run(method, nested_model, images, layer="conv")
-        b = run(method, nested_model, images, layer="backbone/conv")
-        assert a.layer == b.layer == "backbone/conv"
-        np.testing.assert_allclose(a.maps, b.maps, atol=1e-6)
+    a = run(method, nested_model, images, layer="conv")
+    b = run(method, nested_model, images, layer="backbone/conv")
+    assert a.layer == b.layer == "backbone/conv"
+    np.testing.assert_allclose(a.maps, b.maps, atol=1e-6)
 
 
 @pytest.mark.parametrize("factory", [make_flat, make_nested, make_sequential])
@@ -470,17 +468,18 @@ def test_maps_and_heatmaps_ranges_and_sizes(gap_dense_model, images, name, metho
 
 
 @pytest.mark.parametrize("name,method", ALL_METHODS)
-def test_default_class_is_argmax_and_scores_are_probabilities(toy_models, images, name, method):
-    for variant in ("flat", "sequential"):
-        model, _ = toy_models[variant]
-        probs = probabilities(model, images)
-        result = run(method, model, images)
-        np.testing.assert_array_equal(result.classes, probs.argmax(axis=1))
-        np.testing.assert_array_equal(result.classes, [2, 3, 0])
-        np.testing.assert_allclose(result.scores, probs[np.arange(3), result.classes], atol=1e-6)
-        explicit = run(method, model, images, classes=[1, 1, 2])
-        np.testing.assert_array_equal(explicit.classes, [1, 1, 2])
-        np.testing.assert_allclose(explicit.scores, probs[np.arange(3), [1, 1, 2]], atol=1e-6)
+@pytest.mark.parametrize("variant", ["flat", "sequential"])
+def test_default_class_is_argmax_and_scores_are_probabilities(toy_models, images, name, method,
+                                                              variant):
+    model, _ = toy_models[variant]
+    probs = probabilities(model, images)
+    result = run(method, model, images)
+    np.testing.assert_array_equal(result.classes, probs.argmax(axis=1))
+    np.testing.assert_array_equal(result.classes, [2, 3, 0])
+    np.testing.assert_allclose(result.scores, probs[np.arange(3), result.classes], atol=1e-6)
+    explicit = run(method, model, images, classes=[1, 1, 2])
+    np.testing.assert_array_equal(explicit.classes, [1, 1, 2])
+    np.testing.assert_allclose(explicit.scores, probs[np.arange(3), [1, 1, 2]], atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------
@@ -531,10 +530,10 @@ def test_bad_images(gap_dense_model, images, name, method):
 
 
 @pytest.mark.parametrize("name,method", ALL_METHODS)
-def test_class_out_of_range(gap_dense_model, images, name, method):
-    for bad in (4, -1, [0, 1, 7]):
-        with pytest.raises(ValueError, match="out of range"):
-            method(gap_dense_model, images, classes=bad)
+@pytest.mark.parametrize("bad", [4, -1, [0, 1, 7]], ids=["4", "-1", "list-with-7"])
+def test_class_out_of_range(gap_dense_model, images, name, method, bad):
+    with pytest.raises(ValueError, match="out of range"):
+        method(gap_dense_model, images, classes=bad)
 
 
 def test_cam_needs_gap_dense_head(flatten_model):
@@ -732,56 +731,53 @@ def relu_elementwise(g, a):
 
 
 @pytest.mark.parametrize("variant", ["flat", "nested", "sequential"])
+@pytest.mark.parametrize("c", range(NUM_CLASSES))
 def test_hires_cam_equals_grad_cam_and_layer_cam_drops_negative_weights_on_gap_dense(
-        toy_models, gap_dense_model, images, variant):
+        toy_models, gap_dense_model, images, variant, c):
     """At a GAP -> Dense head's last layer g = W[k, c]/Z everywhere: HiResCAM is Grad-CAM (times
     Z), LayerCAM is CAM with the negative weights zeroed."""
     model, _ = toy_models[variant]
     a = toy_activations(gap_dense_model, images)
     kernel = dense_kernel(gap_dense_model)
-    for c in range(NUM_CLASSES):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", EmptyMapWarning)
-            hires, grad, layer = (m(model, images, classes=c)
-                                  for m in (camcore.hires_cam, grad_cam, camcore.layer_cam))
-        np.testing.assert_allclose(hires.maps, grad.maps, atol=1e-5)
-        w = np.maximum(kernel[:, c], 0)[None]
-        np.testing.assert_allclose(layer.maps, normalise(relu_sum(np.repeat(w, 3, 0), a)),
-                                   atol=1e-5)
-        np.testing.assert_allclose(layer.channel_weights, np.repeat(w / Z, 3, 0), rtol=1e-5,
-                                   atol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyMapWarning)
+        hires, grad, layer = (m(model, images, classes=c)
+                              for m in (camcore.hires_cam, grad_cam, camcore.layer_cam))
+    np.testing.assert_allclose(hires.maps, grad.maps, atol=1e-5)
+    w = np.maximum(kernel[:, c], 0)[None]
+    np.testing.assert_allclose(layer.maps, normalise(relu_sum(np.repeat(w, 3, 0), a)), atol=1e-5)
+    np.testing.assert_allclose(layer.channel_weights, np.repeat(w / Z, 3, 0), rtol=1e-5,
+                               atol=1e-9)
 
 
-@pytest.mark.parametrize("which", ["flatten", "nonlinear"])
-def test_hires_cam_and_layer_cam_by_hand_with_a_varying_gradient(flatten_model, mix_model, which):
+@pytest.mark.parametrize("which, c", [("flatten", 0), ("flatten", 1), ("flatten", 2),
+                                      ("nonlinear", 0), ("nonlinear", 1)])
+def test_hires_cam_and_layer_cam_by_hand_with_a_varying_gradient(flatten_model, mix_model, which,
+                                                                 c):
     """Heads whose gradient differs from position to position (derived by hand above): the maps
-    keep that detail, and differ from Grad-CAM's."""
+    keep that detail, and differ from Grad-CAM's. Every class of each head is a case."""
     if which == "flatten":
         model, kernel4 = flatten_model
         x = np.random.default_rng(1).uniform(0, 255, (2, 5, 5, 3)).astype(np.float32)
         a = activations_of(model, "conv", x)
-        gradient = {c: np.broadcast_to(kernel4[..., c], a.shape) for c in range(3)}
-        layer = "conv"
+        g = np.broadcast_to(kernel4[..., c], a.shape)
     else:
         model, v, b, u = mix_model
         x = np.random.default_rng(5).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
         a = activations_of(model, "conv", x)
         on = (a @ v + b > 0).astype(np.float64)
-        gradient = {c: np.einsum("km,nijm,m->nijk", v, on, u[:, c]) / (a.shape[1] * a.shape[2])
-                    for c in range(2)}
-        layer = "conv"
-    for c, g in gradient.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", EmptyMapWarning)
-            hires = camcore.hires_cam(model, x, classes=c, layer=layer)
-            layer_cam = camcore.layer_cam(model, x, classes=c, layer=layer)
-            grad = grad_cam(model, x, classes=c, layer=layer)
-        np.testing.assert_allclose(hires.maps, normalise(relu_elementwise(g, a)), atol=1e-5)
-        np.testing.assert_allclose(layer_cam.maps, normalise(relu_elementwise(np.maximum(g, 0), a)),
-                                   atol=1e-5)
-        np.testing.assert_allclose(hires.channel_weights, g.mean(axis=(1, 2)), rtol=1e-5,
-                                   atol=1e-9)
-        assert np.abs(hires.maps - grad.maps).max() > 0.05  # the spatial detail matters here
+        g = np.einsum("km,nijm,m->nijk", v, on, u[:, c]) / (a.shape[1] * a.shape[2])
+    layer = "conv"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyMapWarning)
+        hires = camcore.hires_cam(model, x, classes=c, layer=layer)
+        layer_cam = camcore.layer_cam(model, x, classes=c, layer=layer)
+        grad = grad_cam(model, x, classes=c, layer=layer)
+    np.testing.assert_allclose(hires.maps, normalise(relu_elementwise(g, a)), atol=1e-5)
+    np.testing.assert_allclose(layer_cam.maps, normalise(relu_elementwise(np.maximum(g, 0), a)),
+                               atol=1e-5)
+    np.testing.assert_allclose(hires.channel_weights, g.mean(axis=(1, 2)), rtol=1e-5, atol=1e-9)
+    assert np.abs(hires.maps - grad.maps).max() > 0.05  # the spatial detail matters here
 
 
 def test_hires_cam_sums_to_the_first_order_term():
