@@ -41,6 +41,9 @@ def show_grid(images, titles=None, row_titles=None, ncols: int | None = None,
     import matplotlib.pyplot as plt
 
     images = [np.asarray(im) for im in images]
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"show_grid got {len(images)} images but {len(titles)} titles: give one "
+                         "title per image, or titles=None")
     for i, im in enumerate(images):
         if im.ndim == 3:
             check_images(im[None], name=f"images[{i}]")

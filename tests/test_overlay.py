@@ -124,3 +124,8 @@ def test_show_grid_layout(rng, n, kwargs, shape):
             assert [axes[r * ncols].get_ylabel() for r in range(shape[0])] == ["a", "b"]
     finally:
         plt.close(fig)
+
+
+def test_show_grid_needs_one_title_per_image(rng):
+    with pytest.raises(ValueError, match="3 images but 2 titles"):
+        show_grid([rng.uniform(0, 1, (4, 4))] * 3, titles=["a", "b"])
