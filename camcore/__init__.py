@@ -4,15 +4,19 @@ The small, tested core of the camcore book. One module per concern:
 
 * ``camcore.data``: the Intel Image Classification dataset (find, load, subsample).
 * ``camcore.backbones`` / ``camcore.models``: ImageNet backbones and the classifier built on them.
-* ``camcore.training``: fast fine-tuning on a CPU, and ``load_or_train``.
+* ``camcore.training``: fast fine-tuning on a CPU, and ``load_or_train`` (``camcore.cache``: atomic
+  writes, damaged files rebuilt, one process trains while the others wait).
+* ``camcore.shipped``: the book's fine-tuned layers, shipped with the package.
 * ``camcore.model_split``: cutting a model at a target layer into features and logits.
 * ``camcore.methods``: the six methods, each a weight function in one shared pipeline.
 * ``camcore.overlay``: heatmaps over images.
 * ``camcore.confusion``: which classes the classifier mixes up.
 * ``camcore.metrics``: faithfulness metrics (Average Drop, Increase in Confidence, Win %,
-  RISE deletion and insertion).
-* ``camcore.sanity``: sanity checks by cascading randomisation; Spearman and SSIM of maps.
+  RISE deletion and insertion, ROAD, area-matched masks) and paired bootstrap intervals.
+* ``camcore.sanity``: sanity checks by cascading randomization; Spearman and SSIM of maps.
+* ``camcore.collages``: 2x2 collages with known answers (several instances of a class).
 * ``camcore.shortcut``: an artificial cue stamped on images, for the shortcut experiment.
+* ``camcore.exercises``: checkers for the book's exercises, which name the likely mistake.
 * ``camcore.book``: what the book's notebooks share (quick mode, the fine-tuned model, glue).
 """
 

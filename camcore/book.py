@@ -10,7 +10,6 @@ ImageNet weights need the internet, and it is trained on the spot: there are no 
 from __future__ import annotations
 
 import os
-import resource
 import threading
 import time
 from dataclasses import fields
@@ -36,18 +35,19 @@ def classifier(verbose: int = 1):
     """The classifier a chapter explains, ``(model, report)``; it prints which one it is.
 
     1. Yours, if you fine-tuned one with the book's recipe on this data (the fine-tuning chapter,
-       or ``make train``): it is in the cache.
+       or ``make train``; in quick mode, its short recipe): it is in the cache.
     2. Else the book's shipped classifier (EfficientNet-Lite0): loaded in seconds, no training.
     3. Else (another backbone) the book's recipe is trained now, with progress.
     """
-    try:
-        own = load_cached(Recipe(backbone=BACKBONE), verbose=0)
-    except DatasetNotFoundError:  # e.g. explaining your own photos without the dataset
+    try:  # the book's recipe (the short one in quick mode), on data already here
+        own = load_cached(recipe(), verbose=0)
+    except DatasetNotFoundError:  # no data here, e.g. explaining your own photos: no download
         own = None
     if own is not None:
         model, report = own
-        print(f"Using your classifier, fine-tuned with the book's recipe on the data in "
-              f"{Path(report.data_dir).name!r}: test accuracy {report.test_accuracy:.1%}.")
+        print(f"Using the classifier fine-tuned with the book's recipe (chapter 3), found in "
+              f"the cache: trained on the data in {Path(report.data_dir).name!r}, test "
+              f"accuracy {report.test_accuracy:.1%} on {report.test_images} images.")
         return own
     if BACKBONE == shipped.shipped_report()["recipe"]["backbone"]:
         model = shipped.load_shipped()
@@ -81,6 +81,28 @@ def glue(name: str, value, display: bool = False):
     return myst_glue(name, value, display=display)
 
 
+def glued(notebook) -> dict:
+    """The values another notebook glued in its committed outputs: ``{name: value}``.
+
+    For pages that gather figures from the chapters (the claims page, the teacher's guide):
+    numbers and strings come back as Python values (read from their text form).
+    """
+    import ast
+    import json
+
+    values = {}
+    for cell in json.loads(Path(notebook).read_text())["cells"]:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            text = out.get("data", {}).get("application/papermill.record/text/plain")
+            if name and text is not None:
+                try:
+                    values[name] = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    values[name] = text
+    return values
+
+
 def finish(name: str = "runtime_minutes"):
     """Glue and print how long the notebook took from the import of camcore.book to here."""
     minutes = (time.perf_counter() - _STARTED) / 60
@@ -89,23 +111,33 @@ def finish(name: str = "runtime_minutes"):
 
 
 def _resident_mb() -> float:
-    with open("/proc/self/statm") as f:  # Linux (Colab too): resident pages
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    """Resident memory in MB, read from /proc (Linux, Colab too); NaN elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return float("nan")
 
 
 class PeakMemory:
     """``with PeakMemory() as memory: ...`` then ``memory.extra``: the peak resident memory (MB)
-    above the level at entry, sampled every 2 ms by a thread (Linux)."""
+    above the level at entry, sampled every 2 ms by a thread. Linux only (Colab included):
+    elsewhere the figures are NaN, with a warning."""
 
     def __enter__(self):
         self.base = self.peak = _resident_mb()
+        if self.base != self.base:  # NaN: no /proc
+            import warnings
+
+            warnings.warn("PeakMemory measures memory on Linux only (it reads /proc): the "
+                          "figures here are NaN", stacklevel=2)
         self._running = True
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
     def _sample(self):
-        while self._running:
+        while self._running and self.base == self.base:
             self.peak = max(self.peak, _resident_mb())
             time.sleep(0.002)
 

@@ -43,7 +43,12 @@ def plot_confusion(confusion: np.ndarray, title: str, names=CLASS_NAMES):
 
 
 def describe_pair(confusion: np.ndarray, a: str, b: str, names=CLASS_NAMES) -> str:
-    """A computed sentence: is {a, b} the most confused pair, and which pair comes next?"""
+    """A computed sentence: is {a, b} the most confused pair, and which pair comes next?
+
+    Two error counts n1 and n2 are called different only when |n1 - n2| > 2 sqrt(n1 + n2),
+    about two standard deviations of their difference if each count is Poisson (variance =
+    count); otherwise the answer starts with "Not clearly".
+    """
     errors = pair_errors(confusion)
     i, j = sorted((names.index(a), names.index(b)))
     others = errors.copy()
@@ -51,6 +56,13 @@ def describe_pair(confusion: np.ndarray, a: str, b: str, names=CLASS_NAMES) -> s
     k, m = np.unravel_index(others.argmax(), others.shape)
     runner_up = (f"{names[k]} ↔ {names[m]} ({others[k, m] / max(errors.sum(), 1):.0%} of the "
                  "errors)")
-    if errors[i, j] > others.max():
-        return f"Yes: it is the most frequent confusion, ahead of {runner_up}"
-    return f"No: {runner_up} is {'as' if errors[i, j] == others.max() else 'more'} frequent"
+    pair, runner = int(errors[i, j]), int(others.max())
+    clear = abs(pair - runner) > 2 * np.sqrt(pair + runner)
+    if pair > runner:
+        return (f"Yes: it is the most frequent confusion, ahead of {runner_up}" if clear else
+                f"Not clearly: it has the most errors here, but not measurably more than "
+                f"{runner_up}")
+    if pair < runner:
+        return (f"No: {runner_up} is more frequent" if clear else
+                f"Not clearly: {runner_up} has more errors here, but not measurably more")
+    return f"No: {runner_up} is as frequent"

@@ -108,21 +108,37 @@ def _checked_root(path, source: str) -> Path:
     raise DatasetNotFoundError(f"{source} {root} {problem}.\n\n{_HOW_TO_GET_DATA}")
 
 
-def find_dataset(path=None) -> Path:
+def _kagglehub_cached() -> Path | None:
+    """The newest copy of the dataset in kagglehub's cache, without downloading anything."""
+    cache = Path(os.environ.get("KAGGLEHUB_CACHE") or "~/.cache/kagglehub").expanduser()
+    versions = cache / "datasets" / KAGGLE_HANDLE / "versions"
+    found = sorted((p for p in versions.glob("*") if p.name.isdigit() and _holds_data(p)),
+                   key=lambda p: int(p.name)) if versions.is_dir() else []
+    return found[-1] if found else None
+
+
+def find_dataset(path=None, download: bool = True) -> Path:
     """Locate the dataset root folder.
 
     Order: the explicit ``path`` (an error if it does not hold the data); else the
     environment variable ``CAMCORE_DATA`` (likewise an error if set but wrong); else
-    ``kagglehub.dataset_download`` (its cache, or a ~360 MB download). ``~`` is expanded
-    (IPython's ``%env`` leaves it as is). A folder with only one of the two splits is accepted;
-    ``split_dir`` then reports the missing one. Raises ``DatasetNotFoundError`` explaining how
-    to get the data when all fail.
+    ``kagglehub.dataset_download`` (its cache, or a ~360 MB download; with ``download=False``
+    only its cache is looked at). ``~`` is expanded (IPython's ``%env`` leaves it as is). A
+    folder with only one of the two splits is accepted; ``split_dir`` then reports the missing
+    one. Raises ``DatasetNotFoundError`` explaining how to get the data when all fail.
     """
     if path is not None:
         return _checked_root(path, "The dataset folder")
     env = os.environ.get(DATA_ENV_VAR)
     if env:
         return _checked_root(env, f"{DATA_ENV_VAR}={env}: the folder")
+    if not download:
+        cached = _kagglehub_cached()
+        if cached is None:
+            raise DatasetNotFoundError(
+                f"Dataset not found: {DATA_ENV_VAR} is not set and kagglehub's cache holds no "
+                f"copy (nothing was downloaded).\n\n{_HOW_TO_GET_DATA}")
+        return cached
 
     try:
         import kagglehub
@@ -352,6 +368,8 @@ def load_split(
     lines. Files that cannot be decoded are dropped (with a warning).
     """
     _check_size(size)
+    if split not in ("train", "test"):  # before looking for (or downloading) the data
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     paths, labels = list_images(find_dataset(data_dir), split)
     if per_class is not None or fraction is not None:
         idx = stratified_subset(labels, per_class=per_class, fraction=fraction, seed=seed)

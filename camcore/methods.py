@@ -4,7 +4,10 @@ Notation: A^k is channel k of the target layer's activations (h x w), y^c the lo
 score) of class c, Z = h*w. Every method is one shared pipeline with its own *weight function*:
 
     split the model at the layer -> A, y (and dy^c/dA where needed), a batch at a time
-    -> w = the method's weights -> L^c = ReLU(sum_k w_k^c A^k) -> normalise to [0, 1]
+    -> w = the method's weights -> L^c = ReLU(sum_k w_k^c o A^k) -> normalise to [0, 1]
+
+where w_k^c is one number per channel (CAM, Grad-CAM, Grad-CAM++, Score-CAM) or one per channel
+and position, w_k^c(i, j) (HiResCAM, LayerCAM), and o multiplies element by element.
 
 The weight functions (``cam_weights``, ``grad_cam_weights``, ...) are public and take plain
 arrays, so each can be read beside its formula and checked by hand.
@@ -114,8 +117,9 @@ def check_images(images, expected_shape=None, value_range=(0, 255), name: str = 
 def _check_pixel_values(x: np.ndarray, value_range, name: str):
     low, high = value_range
 
-    def which(idx):  # "images [3, 7]", or just the name for a single image
-        return name if len(x) == 1 else f"{name} {idx[:10].tolist()}"
+    def which(idx):  # "images #3, #7 (of 12)", or just the name for a single image
+        listed = ", ".join(f"#{i}" for i in idx[:10]) + (", ..." if len(idx) > 10 else "")
+        return name if len(x) == 1 else f"{name} {listed} (of {len(x)})"
 
     if x.dtype == np.uint8:
         return
@@ -566,9 +570,11 @@ def score_cam(model: keras.Model, images, classes=None, layer: str | None = None
     ``score_cam_masks``, and L^c = ReLU(sum_k alpha_k^c A^k). This is the variant of the
     authors' code (whose numbers fill the paper's tables): the probability after one softmax over
     the logits, no baseline subtracted. ``max_n`` keeps the ``max_n`` channels of largest
-    spatial variance per image (Faster Score-CAM). Masked images are built and scored
-    ``batch_size`` at a time, so memory does not grow with the number of channels K; a progress
-    bar counts them when there are more than 2048.
+    spatial variance per image (Faster Score-CAM). The cost is one forward pass per image and
+    channel scored: N x K passes with ``max_n=None`` (K = 1280 on the book's model, about 10 s
+    an image on 2 CPU cores), N x ``max_n`` otherwise (the book uses 16 to 64). Masked images are
+    built and scored ``batch_size`` at a time, so memory does not grow with K. With
+    ``progress=True`` a progress bar counts the masked images when there are more than 2048.
     """
     split, x, wanted, batch_size = _prepare(model, images, classes, layer, batch_size,
                                             value_range)

@@ -80,12 +80,16 @@ class TrainingReport:
 
 def _frozen_features(split, images: np.ndarray, flip: bool, batch_size: int = 64,
                      label: str = "", verbose: int = 1) -> np.ndarray:
-    """The frozen part's activations for every image (and its mirror image), with progress."""
+    """The frozen part's activations for every image (and its mirror image).
+
+    With ``verbose``, one progress line at each quarter (plain lines, which stay readable in a
+    saved notebook, unlike a terminal progress bar's backspaces).
+    """
     run = tf.function(lambda x: split.features(x), reduce_retracing=True)
     views = [images, None] if flip else [images]
     out = None
-    bar = keras.utils.Progbar(len(images) * len(views), unit_name=f"{label} image",
-                              verbose=verbose)
+    total, done, started = len(images) * len(views), 0, time.perf_counter()
+    quarter = max(1, -(-total // 4))  # ceil(total / 4)
     for v, view in enumerate(views):
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size].astype(np.float32)
@@ -95,7 +99,11 @@ def _frozen_features(split, images: np.ndarray, flip: bool, batch_size: int = 64
             if out is None:
                 out = np.empty((len(views), len(images), *a.shape[1:]), np.float16)
             out[v, start:start + len(batch)] = a
-            bar.add(len(batch))
+            before, done = done, done + len(batch)
+            if verbose and (done // quarter > before // quarter or done == total):
+                print(f"  frozen activations: {done}/{total} {label} views "
+                      f"({100 * done // total}%), {time.perf_counter() - started:.0f} s",
+                      flush=True)
     return out
 
 
@@ -307,8 +315,11 @@ def save_to_cache(recipe: Recipe, model, report: TrainingReport, data_dir=None) 
 
 
 def load_cached(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
-    """The cached ``(model, report)`` of ``recipe`` on this data, or None: never trains."""
-    _, _, path = _locate(recipe or Recipe(), data_dir)
+    """The cached ``(model, report)`` of ``recipe`` on this data, or None: never trains, and
+    never downloads the data (without ``data_dir`` or ``CAMCORE_DATA``, only kagglehub's cache
+    is looked at; no data there raises ``DatasetNotFoundError``)."""
+    root = find_dataset(data_dir, download=False)
+    _, _, path = _locate(recipe or Recipe(), root)
     with file_lock(path.with_suffix(".lock")):
         return _read_cached(path, verbose)
 

@@ -3,14 +3,15 @@
     python scripts/wheelhouse.py [FOLDER]      # default: wheelhouse/
     make wheelhouse                            # the same, with .venv's Python
 
-The folder gets wheels of the project's dependencies and of its "test" and "book" extras, for
-the Python and platform running this script (use the Python the offline machine will use), plus
+The folder gets wheels of the project's dependencies and of its "test", "book" and "workshop"
+extras, for the Python and platform running this script (use the Python the offline machine
+will use), plus
 pip and the build backend that `pip install -e .` needs. Packages published only as source are
 built into wheels here, so that nothing is compiled offline. Then, on the machine without
 internet, in a copy of the repository:
 
     python3 -m venv .venv
-    .venv/bin/pip install --no-index --find-links wheelhouse -e ".[test,book]"
+    .venv/bin/pip install --no-index --find-links wheelhouse -e ".[book,workshop]"
 
 or let the Makefile do it: PIP_NO_INDEX=1 PIP_FIND_LINKS="$PWD/wheelhouse" make book
 """
@@ -22,7 +23,7 @@ import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXTRAS = "test,book"
+EXTRAS = "test,book,workshop"
 SDISTS = ("*.tar.gz", "*.zip", "*.tar.bz2")
 BUILD_REQUIRES = re.compile(r"\[build-system\]\s*requires\s*=\s*\[(.*?)\]", re.DOTALL)
 

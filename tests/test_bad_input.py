@@ -92,10 +92,10 @@ def test_the_bad_images_are_named(gap_dense_model, images):
     x = np.array(images)
     x[1, 3, 4, 0] = np.nan
     x[2] /= x[2].max()
-    with pytest.raises(ValueError, match=r"^images \[1\]: NaN"):
+    with pytest.raises(ValueError, match=r"^images #1 \(of 3\): NaN"):
         grad_cam(gap_dense_model, x)
     x[1, 3, 4, 0] = 1
-    with pytest.raises(ValueError, match=r"^images \[2\]: pixel values in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^images #2 \(of 3\): pixel values in \[0, 1\]"):
         grad_cam(gap_dense_model, x)
 
 

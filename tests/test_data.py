@@ -510,3 +510,23 @@ def test_public_constants():
     assert data.DATA_ENV_VAR == "CAMCORE_DATA"
     assert data.KAGGLE_HANDLE == "puneet6060/intel-image-classification"
     assert issubclass(CorruptImageWarning, UserWarning) and issubclass(OddSizeWarning, UserWarning)
+
+
+def test_a_misspelt_split_fails_before_looking_for_data(monkeypatch):
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    monkeypatch.setattr(data, "find_dataset", lambda *a, **k: pytest.fail("looked for data"))
+    with pytest.raises(ValueError, match="split must be 'train' or 'test', not 'tset'"):
+        load_split("tset")
+
+
+def test_no_download_looks_only_in_kagglehub_cache(tmp_path, monkeypatch):
+    """download=False never calls kagglehub: the newest cached version, or a clear error."""
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(sys.modules, "kagglehub", None)  # importing it would fail
+    with pytest.raises(DatasetNotFoundError, match="kagglehub's cache holds no copy"):
+        find_dataset(download=False)
+    versions = tmp_path / "cache" / "datasets" / data.KAGGLE_HANDLE / "versions"
+    for v in ("1", "2"):
+        write_tiny_dataset(versions / v, per_class=1)
+    assert find_dataset(download=False) == versions / "2"

@@ -127,3 +127,22 @@ def test_batch_norm_training_and_reused_activations(tiny_data, monkeypatch):
     after = trained_model.get_layer("efficientnet_lite0").get_layer("top_bn").moving_mean
     assert not np.allclose(np.asarray(before), np.asarray(after)), name
     assert base.key() != replace(base, train_batch_norm=True).key()
+
+
+def test_frozen_features_show_progress_as_plain_lines(capsys):
+    """One line per quarter, no terminal control characters (they would stay in a notebook)."""
+    from types import SimpleNamespace
+
+    from camcore import training
+
+    split = SimpleNamespace(features=lambda x: x[:, :2, :2, :] * 2.0)
+    images = np.arange(10 * 4 * 4 * 3, dtype=np.uint8).reshape(10, 4, 4, 3)
+    out = training._frozen_features(split, images, flip=True, batch_size=3, label="train")
+    lines = capsys.readouterr().out.splitlines()
+    assert out.shape == (2, 10, 2, 2, 3)
+    np.testing.assert_allclose(out[0], images[:, :2, :2].astype(np.float32) * 2)
+    np.testing.assert_allclose(out[1], images[:, :2, ::-1][:, :, :2].astype(np.float32) * 2)
+    assert 1 < len(lines) <= 5 and lines[-1].startswith("  frozen activations: 20/20 train")
+    assert not any(ch in "".join(lines) for ch in "\b\r\x1b")
+    training._frozen_features(split, images, flip=False, verbose=0)
+    assert capsys.readouterr().out == ""
