@@ -63,7 +63,7 @@ clean:
 student: setup
 	$(PY) scripts/student_copy.py chapters _build/student
 
-# Every package of .[test,book] for this platform and Python, for a machine without internet
+# Every package of .[test,book,workshop] for this platform and Python, for a machine without internet
 # (under a gigabyte for Linux x86_64 and Python 3.11; prints its size and the install command)
 WHEELHOUSE ?= wheelhouse
 wheelhouse: setup

@@ -66,12 +66,15 @@ def student_cells(nb, path):
 
 
 def student_copy(source, dest):
-    """Write the student copy of every notebook in ``source`` to ``dest``; return their paths."""
+    """Write the student copy of every numbered chapter notebook in ``source`` (``NN_*.ipynb``)
+    to ``dest``; return their paths."""
     source, dest = Path(source).resolve(), Path(dest).resolve()
     if source == dest:
         raise ValueError("the destination must differ from the source folder")
     notebooks = {}
-    for path in sorted(source.glob("*.ipynb")):  # all checked before anything is written
+    # the numbered chapters only: the teacher's guide and the claims page (the answers to the
+    # workshop's closing question) stay with the teacher
+    for path in sorted(source.glob("[0-9][0-9]_*.ipynb")):  # all checked before writing
         nb = nbformat.read(path, as_version=4)
         nb.cells = student_cells(nb, path)
         nbformat.validate(nb)

@@ -119,10 +119,13 @@ def test_student_copy_drops_solutions_and_outputs(tmp_path):
     (src / "images").mkdir(parents=True)
     (src / "images" / "figure.svg").write_text("<svg/>")
     nbformat.write(exercise_notebook(), src / "01_chapter.ipynb")
+    for teachers_page in ("teachers_guide.ipynb", "claims.ipynb"):
+        nbformat.write(exercise_notebook(), src / teachers_page)
 
     result = student_copy(src, dest)
     assert result.returncode == 0, result.stderr
     assert (dest / "images" / "figure.svg").exists()
+    assert sorted(p.name for p in dest.glob("*.ipynb")) == ["01_chapter.ipynb"]
     cells = nbformat.read(dest / "01_chapter.ipynb", as_version=4).cells
     assert not any("solution" in c.metadata.get("tags", []) for c in cells)
     for text in ("solution-start", "solution-end", SOLUTION_CODE, UNTAGGED_CODE, "is 42"):
