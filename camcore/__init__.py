@@ -1,23 +1,27 @@
 """camcore: class activation maps (CAM, Grad-CAM, Grad-CAM++, Score-CAM, HiResCAM, LayerCAM).
 
-The small, tested core of the camcore book. One module per concern:
+Two parts, one folder each. The general explainer, usable on any Keras classifier, is this
+folder (it never imports ``camcore.book``):
 
-* ``camcore.data``: the Intel Image Classification dataset (find, load, subsample).
-* ``camcore.backbones`` / ``camcore.models``: ImageNet backbones and the classifier built on them.
-* ``camcore.training``: fast fine-tuning on a CPU, and ``load_or_train`` (``camcore.cache``: atomic
-  writes, damaged files rebuilt, one process trains while the others wait).
-* ``camcore.shipped``: the book's fine-tuned layers, shipped with the package.
+* ``camcore.checks``: the input checks every entry point shares (images, classes, counts,
+  heatmaps), each error naming the cause and the fix.
 * ``camcore.model_split``: cutting a model at a target layer into features and logits.
 * ``camcore.methods``: the six methods, each a weight function in one shared pipeline.
-* ``camcore.overlay``: heatmaps over images.
-* ``camcore.confusion``: which classes the classifier mixes up.
 * ``camcore.metrics``: faithfulness metrics (Average Drop, Increase in Confidence, Win %,
-  RISE deletion and insertion, ROAD, area-matched masks) and paired bootstrap intervals.
+  RISE deletion and insertion, ROAD, area-matched masks).
+* ``camcore.stats``: the one decision rule for comparisons (family-adjusted intervals, one
+  vocabulary of verdicts, a minimum n) and its forest plot.
 * ``camcore.sanity``: sanity checks by cascading randomization; Spearman and SSIM of maps.
-* ``camcore.collages``: 2x2 collages with known answers (several instances of a class).
-* ``camcore.shortcut``: an artificial cue stamped on images, for the shortcut experiment.
-* ``camcore.exercises``: checkers for the book's exercises, which name the likely mistake.
-* ``camcore.book``: what the book's notebooks share (quick mode, the fine-tuned model, glue).
+* ``camcore.overlay``: heatmaps over images.
+* ``camcore.progress``: progress lines for long loops.
+* ``camcore.data``: the Intel Image Classification dataset (find, load, subsample).
+* ``camcore.backbones`` / ``camcore.models``: ImageNet backbones and a classifier built on them;
+  ``camcore.cache``: atomic writes, damaged files rebuilt, one process at a time.
+
+What serves the book is ``camcore/book/``: quick mode, the prose helpers and the chapters'
+classifiers (``camcore.book``), the fine-tuning recipe (``camcore.book.training``), the shipped
+fine-tuned layers (``camcore.book.shipped``), the experiments' material (``confusion``,
+``collages``, ``shortcut``) and the exercise checkers (``camcore.book.exercises``).
 """
 
 import os

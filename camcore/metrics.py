@@ -41,7 +41,8 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from camcore.methods import check_images, logits_and_probabilities
+from camcore.checks import check_images
+from camcore.methods import logits_and_probabilities
 
 
 def class_probabilities(model: keras.Model, images, classes, batch_size: int = 32,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from camcore.methods import check_images
+from camcore.checks import check_images
 
 
 def overlay(image, heatmap, alpha: float = 0.4, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:

@@ -13,7 +13,7 @@ STARTED = time.perf_counter()  # wall time counts imports and model building too
 
 import argparse  # noqa: E402
 
-from camcore.training import Recipe, fine_tune, save_to_cache  # noqa: E402
+from camcore.book.training import Recipe, fine_tune, save_to_cache  # noqa: E402
 
 
 def main():

@@ -2,16 +2,16 @@
 
     python scripts/ship.py      (after `make train`, or the fine-tuning chapter in full mode)
 
-Writes camcore/weights/book_classifier.npz (the layers fine-tuning changed) and its report
-(.json), then sets camcore.shipped.WEIGHTS_SHA256 to the new file's SHA-256.
+Writes camcore/book/weights/book_classifier.npz (the layers fine-tuning changed) and its report
+(.json), then sets camcore.book.shipped.WEIGHTS_SHA256 to the new file's SHA-256.
 """
 
 import re
 from dataclasses import asdict
 from pathlib import Path
 
-from camcore import shipped
-from camcore.training import Recipe, load_cached
+from camcore.book import shipped
+from camcore.book.training import Recipe, load_cached
 
 
 def main():

@@ -26,7 +26,7 @@ def book(monkeypatch):
 def test_full_mode_uses_the_default_recipe(book):
     b = book()
     assert not b.QUICK and b.per_class(3) == 3
-    assert b.recipe() == camcore.training.Recipe()
+    assert b.recipe() == camcore.book.training.Recipe()
 
 
 def test_quick_mode_subsamples(book):
@@ -34,7 +34,7 @@ def test_quick_mode_subsamples(book):
     assert b.per_class(3) == 1 and b.per_class(3, quick=2) == 2
     r = b.recipe()
     assert (r.per_class, r.test_per_class, r.epochs) == (40, 20, 2)
-    assert r.key() != camcore.training.Recipe().key()  # a quick model never replaces the real one
+    assert r.key() != camcore.book.training.Recipe().key()  # quick never replaces the real one
 
 
 def test_backbone_switch(book):
@@ -79,13 +79,13 @@ def test_classifier_without_data_is_the_shipped_one_and_downloads_nothing(
     monkeypatch.setitem(sys.modules, "kagglehub", None)  # a download attempt would fail
     model, report = book().classifier()
     assert "shipped classifier" in capsys.readouterr().out
-    assert report.test_accuracy == camcore.shipped.shipped_report()["test_accuracy"]
+    assert report.test_accuracy == camcore.book.shipped.shipped_report()["test_accuracy"]
     assert model.get_layer("probs").class_names == camcore.CLASS_NAMES
 
 
 def test_classifier_prefers_the_model_fine_tuned_with_the_recipe(book, monkeypatch, capsys):
     b = book(CAMCORE_QUICK="1")
-    mine = (object(), camcore.training.TrainingReport(recipe={}, test_accuracy=0.5,
+    mine = (object(), camcore.book.training.TrainingReport(recipe={}, test_accuracy=0.5,
                                                         data_dir="/x/data"))
     asked = []
     monkeypatch.setattr(b, "load_cached", lambda recipe, **k: asked.append(recipe) or mine)

@@ -20,16 +20,17 @@ import numpy as np
 import pytest
 from toys import make_flat
 
-from camcore import backbones, training
-from camcore.cache import CACHE_ENV_VAR, CacheWarning, atomic_path, file_lock
-from camcore.data import write_tiny_dataset
-from camcore.training import (
+from camcore import backbones
+from camcore.book import training
+from camcore.book.training import (
     Recipe,
     TrainingReport,
     data_fingerprint,
     load_or_train,
     model_path,
 )
+from camcore.cache import CACHE_ENV_VAR, CacheWarning, atomic_path, file_lock
+from camcore.data import write_tiny_dataset
 
 RECIPE = Recipe(input_size=32, epochs=1, batch_size=8, per_class=2)
 NPZ_NAME = f"efficientnet_lite0_{backbones.LITE0_WEIGHTS_SHA256[:8]}.npz"
@@ -373,7 +374,7 @@ import dataclasses, json, sys, time
 from pathlib import Path
 import numpy as np
 import camcore
-from camcore import training
+from camcore.book import training
 
 root, out, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 real_fine_tune = training.fine_tune

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from camcore.collages import make_collages, quadrant_mass, target_share_and_balance
+from camcore.book.collages import make_collages, quadrant_mass, target_share_and_balance
 
 
 @pytest.fixture(scope="module")

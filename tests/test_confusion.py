@@ -5,7 +5,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 
-from camcore.confusion import confusion_matrix, pair_errors, plot_confusion, top_pair  # noqa: E402
+from camcore.book.confusion import confusion_matrix, pair_errors, plot_confusion, top_pair  # noqa: E402
 
 
 def test_confusion_pairs_and_top_pair_by_hand():
@@ -44,7 +44,7 @@ def counts(pairs, names):
     (20, 20, "No: a ↔ b (50% of the errors) is as frequent"),
 ])
 def test_describe_pair_answers_from_the_counts_and_their_noise(pair, runner, answer):
-    from camcore.confusion import describe_pair
+    from camcore.book.confusion import describe_pair
 
     names = ("a", "b", "c", "d")
     c = counts({("d", "c"): pair, ("a", "b"): runner}, names)

@@ -1,4 +1,4 @@
-"""Tests for camcore.exercises: each checker passes a right answer and names typical mistakes.
+"""Tests for camcore.book.exercises: each checker passes a right answer and names typical mistakes.
 
 The solutions below are written the way a student would write them (numpy or TensorFlow), not
 taken from the checkers' own wrong variants. Every case asserts the verdict (True/False) and
@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import camcore
-from camcore import exercises as ex
+from camcore.book import exercises as ex
 
 
 # --------------------------------------------------------------------------------------------

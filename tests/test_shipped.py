@@ -5,7 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from camcore import build_classifier, shipped
+from camcore import build_classifier
+from camcore.book import shipped
 from camcore.cache import CACHE_ENV_VAR
 
 
@@ -39,7 +40,7 @@ def test_shipped_weights_are_the_trained_layers_and_a_few_mb():
 def test_export_then_load_gives_the_same_predictions(tmp_path):
     model = shipped.load_shipped()
     report = shipped.shipped_report()
-    from camcore.training import TrainingReport
+    from camcore.book.training import TrainingReport
 
     fields = {k: report[k] for k in TrainingReport.__dataclass_fields__}
     digest = shipped.export(model, TrainingReport(**fields), tmp_path / "w.npz")

@@ -1,11 +1,11 @@
-"""camcore.shortcut: the stamped cue, and the training recipe that stamps one class."""
+"""camcore.book.shortcut: the stamped cue, and the training recipe that stamps one class."""
 
 import numpy as np
 import pytest
 
-from camcore import shortcut
+from camcore.book import shortcut
+from camcore.book.training import Recipe
 from camcore.data import CLASS_NAMES
-from camcore.training import Recipe
 
 
 def test_stamp_paints_only_the_cue_box_of_the_selected_images(rng):

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 import camcore
-from camcore.data import write_tiny_dataset
-from camcore.model_split import split_model
-from camcore.training import (
+from camcore.book.training import (
     Recipe,
     data_fingerprint,
     fine_tune,
     load_or_train,
     model_path,
 )
+from camcore.data import write_tiny_dataset
+from camcore.model_split import split_model
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_load_or_train_caches(trained, tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("load_or_train trained again instead of loading the cache")
 
-    monkeypatch.setattr("camcore.training.fine_tune", no_training)
+    monkeypatch.setattr("camcore.book.training.fine_tune", no_training)
     again, report2 = load_or_train(recipe, data_dir=root, verbose=0)
     assert report2 == report
     assert split_model(again).layer == "efficientnet_lite0/top_activation"
@@ -82,7 +82,7 @@ def test_load_or_train_caches(trained, tmp_path, monkeypatch):
 
 def test_cue_class_stamps_that_class_in_train_and_test(trained, monkeypatch):
     """Recipe(cue_class=...) trains and evaluates on images where exactly that class has the cue."""
-    from camcore import shortcut, training
+    from camcore.book import shortcut, training
 
     root = trained[0]
     seen = []
@@ -110,7 +110,7 @@ def tiny_data(tmp_path_factory):
 def test_batch_norm_training_and_reused_activations(tiny_data, monkeypatch):
     """A recipe that trains the top block's batch norms reuses the frozen activations of the
     previous one, changes the batch-norm statistics, and is cached under its own name."""
-    from camcore import training
+    from camcore.book import training
 
     base = Recipe(input_size=64, per_class=6, test_per_class=3, epochs=1, batch_size=8)
     calls = []
@@ -133,7 +133,7 @@ def test_frozen_features_show_progress_as_plain_lines(capsys):
     """One line per quarter, no terminal control characters (they would stay in a notebook)."""
     from types import SimpleNamespace
 
-    from camcore import training
+    from camcore.book import training
 
     split = SimpleNamespace(features=lambda x: x[:, :2, :2, :] * 2.0)
     images = np.arange(10 * 4 * 4 * 3, dtype=np.uint8).reshape(10, 4, 4, 3)

@@ -15,9 +15,9 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from camcore import shipped
+from camcore.book import shipped
+from camcore.book.training import Recipe, TrainingReport, load_cached, load_or_train
 from camcore.data import DatasetNotFoundError
-from camcore.training import Recipe, TrainingReport, load_cached, load_or_train
 
 QUICK = os.environ.get("CAMCORE_QUICK") == "1"
 BACKBONE = os.environ.get("CAMCORE_BACKBONE", "efficientnet_lite0")  # "resnet50": the article's

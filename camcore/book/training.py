@@ -24,11 +24,11 @@ import numpy as np
 import tensorflow as tf
 
 from camcore.backbones import get_backbone
+from camcore.book.shortcut import stamp_class
 from camcore.cache import atomic_path, cache_dir, check_zip, file_lock, warn_unusable
 from camcore.data import find_dataset, list_images, load_split, split_dir
 from camcore.model_split import split_model
 from camcore.models import INPUT_SIZE, build_classifier
-from camcore.shortcut import stamp_class
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Recipe:
     per_class: int | None = None  # train on a stratified subset (quick runs); None = all
     test_per_class: int | None = None  # evaluate on a stratified test subset; None = all
     seed: int = 0
-    cue_class: str | None = None  # stamp camcore.shortcut's cue on this class (train and test)
+    cue_class: str | None = None  # stamp camcore.book.shortcut's cue on this class (train and test)
     train_batch_norm: bool = False  # True: the top block's batch norms train (batch statistics)
 
     def key(self, data_fingerprint: str | None = None) -> str:

@@ -9,7 +9,7 @@ a notebook holding the stub runs cleanly under nbval.
 
 A chapter's exercise is a stub cell and a checker call::
 
-    from camcore.exercises import check_grad_cam_weights
+    from camcore.book.exercises import check_grad_cam_weights
 
     def my_grad_cam_weights(gradients):
         # alpha_k^c = (1/Z) sum_ij dy^c/dA^k_ij: (N, h, w, K) -> (N, K)

