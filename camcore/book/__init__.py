@@ -15,7 +15,8 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from camcore.book import shipped
+from camcore.book import shipped, training  # noqa: F401  (camcore.book.training)
+from camcore.book.prose import BOOK_URL, chapter_note, link, md, minutes, note  # noqa: F401
 from camcore.book.training import Recipe, TrainingReport, load_cached, load_or_train
 from camcore.data import DatasetNotFoundError
 
@@ -105,9 +106,9 @@ def glued(notebook) -> dict:
 
 def finish(name: str = "runtime_minutes"):
     """Glue and print how long the notebook took from the import of camcore.book to here."""
-    minutes = (time.perf_counter() - _STARTED) / 60
-    glue(name, minutes)
-    print(f"This notebook ran in {minutes:.1f} minutes{' (quick mode)' if QUICK else ''}.")
+    ran = (time.perf_counter() - _STARTED) / 60
+    glue(name, ran)
+    print(f"This notebook ran in {ran:.1f} minutes{' (quick mode)' if QUICK else ''}.")
 
 
 def _resident_mb() -> float:
