@@ -24,9 +24,10 @@ book: setup
 test: setup lint
 	$(PY) -m pytest
 
-# The unit tests alone (no notebooks, no book build): about a minute
+# The unit tests alone (no notebooks, no book build, no training: the tests marked slow, which
+# train or convert weights, run in make test): within 2 minutes on 2 CPUs
 unit: setup
-	$(PY) -m pytest tests --ignore=tests/test_rendered_book.py
+	$(PY) -m pytest tests --ignore=tests/test_rendered_book.py -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check .
