@@ -7,6 +7,8 @@ under another address, and warns (an error with ``-W``) when the page or the sec
 points to does not exist.
 """
 
+import re
+
 from docutils import nodes
 from sphinx.util import logging
 from sphinx.util.osutil import relative_uri
@@ -17,7 +19,10 @@ logger = logging.getLogger(__name__)
 def _ids(app, docname: str, cache: dict) -> set:
     if docname not in cache:
         tree = app.env.get_doctree(docname)
-        cache[docname] = {i for node in tree.findall(nodes.Element) for i in node.get("ids", [])}
+        ids = {i for node in tree.findall(nodes.Element) for i in node.get("ids", [])}
+        for raw in tree.findall(nodes.raw):  # <a id="..."></a> anchors (the references page)
+            ids.update(re.findall(r'id="([^"]+)"', raw.astext()))
+        cache[docname] = ids
     return cache[docname]
 
 
