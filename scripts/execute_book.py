@@ -5,9 +5,11 @@
 Each notebook runs in a fresh kernel (as on a fresh Colab runtime), in the book's order
 (_toc.yml), so that the fine-tuning chapter trains the model the later chapters load, and the
 pages that gather the chapters' figures (the claims, the teacher's guide) come after them.
-Target: at most 35 minutes for the whole book on a 2-core CPU, no chapter over 10.
+Target: at most 40 minutes for the whole book on a 2-core CPU, no chapter over 10. Each chapter's
+minutes go to camcore/book/minutes.json, which its first note reads.
 """
 
+import json
 import os
 import sys
 import time
@@ -18,6 +20,15 @@ import yaml
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+MINUTES = ROOT / "camcore" / "book" / "minutes.json"  # each chapter's first note reads it
+
+
+def record_minutes(path: Path, minutes: float, mode: str):
+    """Write a chapter's measured minutes (``mode``: "full" or "quick") into MINUTES."""
+    table = json.loads(MINUTES.read_text()) if MINUTES.exists() else {}
+    if path.name[:2].isdigit():
+        table.setdefault(path.stem, {})[mode] = round(minutes, 2)
+        MINUTES.write_text(json.dumps(dict(sorted(table.items())), indent=1) + "\n")
 
 
 def book_notebooks():
@@ -39,7 +50,9 @@ def main():
         NotebookClient(nb, timeout=1800, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
         nbformat.write(nb, path)
-        print(f"  done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+        minutes = (time.perf_counter() - start) / 60
+        record_minutes(path, minutes, "full")
+        print(f"  done in {minutes:.1f} min", flush=True)
     print(f"all {len(notebooks)} notebooks in {(time.perf_counter() - total) / 60:.1f} min")
 
 

@@ -4,20 +4,20 @@
 
 Executes every chapter notebook in quick mode, in the book's order, each in a fresh kernel, on
 copies (the committed notebooks keep their full-mode outputs), with an empty CAMCORE_CACHE as on
-a new laptop; writes chapters/data/quick_minutes.json.
+a new laptop; writes each chapter's quick minutes into camcore/book/minutes.json, which the
+chapters' first notes and the teacher's guide read.
 """
 
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
 import nbformat
+from execute_book import MINUTES, record_minutes
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "chapters" / "data" / "quick_minutes.json"
 
 
 def main():
@@ -30,10 +30,10 @@ def main():
             start = time.perf_counter()
             NotebookClient(nb, timeout=1800, kernel_name="python3",
                            resources={"metadata": {"path": str(path.parent)}}).execute()
-            minutes[path.name] = round((time.perf_counter() - start) / 60, 2)
+            minutes[path.name] = (time.perf_counter() - start) / 60
+            record_minutes(path, minutes[path.name], "quick")
             print(f"{path.name:<34} {minutes[path.name]:5.2f} min", flush=True)
-    OUT.write_text(json.dumps(minutes, indent=1) + "\n")
-    print(f"all chapters: {sum(minutes.values()):.1f} min in quick mode; wrote {OUT}")
+    print(f"all chapters: {sum(minutes.values()):.1f} min in quick mode; wrote {MINUTES}")
 
 
 if __name__ == "__main__":
