@@ -6,7 +6,8 @@ folder (it never imports ``camcore.book``):
 * ``camcore.checks``: the input checks every entry point shares (images, classes, counts,
   heatmaps), each error naming the cause and the fix.
 * ``camcore.model_split``: cutting a model at a target layer into features and logits.
-* ``camcore.methods``: the six methods, each a weight function in one shared pipeline.
+* ``camcore.methods``: the six methods, each a weight function in one shared pipeline,
+  registered with ``camcore.register`` (CONTRIBUTING.md: "Adding a method").
 * ``camcore.metrics``: faithfulness metrics (Average Drop, Increase in Confidence, Win %,
   RISE deletion and insertion, ROAD, area-matched masks).
 * ``camcore.stats``: the one decision rule for comparisons (family-adjusted intervals, one
@@ -34,6 +35,7 @@ from camcore.methods import (  # noqa: E402
     METHODS,
     CamResult,
     EmptyMapWarning,
+    NearPoleWarning,
     cam,
     grad_cam,
     grad_cam_plus_plus,
@@ -41,6 +43,7 @@ from camcore.methods import (  # noqa: E402
     layer_cam,
     logits_and_probabilities,
     normalize_maps,
+    register,
     score_cam,
     upsample,
 )
@@ -50,9 +53,9 @@ from camcore.overlay import overlay, show_grid  # noqa: E402
 
 __version__ = "0.2.0"  # the one place the version lives (pyproject.toml reads it)
 __all__ = [
-    "CLASS_NAMES", "METHODS", "CamResult", "EmptyMapWarning", "build_classifier", "cam",
-    "default_target_layer", "find_dataset", "grad_cam", "grad_cam_plus_plus", "hires_cam",
-    "layer_cam", "load_images",
-    "load_split", "logits_and_probabilities", "normalize_maps", "overlay", "score_cam",
+    "CLASS_NAMES", "METHODS", "CamResult", "EmptyMapWarning", "NearPoleWarning",
+    "build_classifier", "cam", "default_target_layer", "find_dataset", "grad_cam",
+    "grad_cam_plus_plus", "hires_cam", "layer_cam", "load_images", "load_split",
+    "logits_and_probabilities", "normalize_maps", "overlay", "register", "score_cam",
     "show_grid", "split_model", "upsample",
 ]

@@ -24,11 +24,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from camcore.checks import check_count, check_number, check_seed
+
 CLASS_NAMES = ("buildings", "forest", "glacier", "mountain", "sea", "street")
 DATA_ENV_VAR = "CAMCORE_DATA"
 KAGGLE_HANDLE = "puneet6060/intel-image-classification"
 KAGGLE_URL = f"https://www.kaggle.com/datasets/{KAGGLE_HANDLE}"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 ORIGINAL_SIZE = (150, 150)  # (height, width) of the dataset's images
 
 _HOW_TO_GET_DATA = f"""\
@@ -56,12 +58,31 @@ class OddSizeWarning(UserWarning):
     """Some images did not have the dataset's usual 150x150 size (they were resized anyway)."""
 
 
+class UnreadFileWarning(UserWarning):
+    """Some files were not loaded: not an image format camcore reads, or one this OpenCV lacks."""
+
+
 def split_dir(root, split: str) -> Path:
-    """Return the folder directly containing the class folders of ``split`` ("train" or "test").
+    """The folder directly containing the class folders of ``split``.
 
     Accepts Kaggle's nested layout ``root/seg_train/seg_train/<class>``, the flat
     ``root/seg_train/<class>`` and ``root/train/<class>``. A candidate fits when it
     contains at least one of the six class folders. ``~`` in ``root`` is expanded.
+
+    Parameters
+    ----------
+    root : str or Path
+        The dataset's folder.
+    split : {"train", "test"}
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> split_dir(write_tiny_dataset(tmp / "split_dir"), "train").parts[-2:]
+    ('seg_train', 'seg_train')
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
@@ -125,7 +146,29 @@ def find_dataset(path=None, download: bool = True) -> Path:
     ``kagglehub.dataset_download`` (its cache, or a ~360 MB download; with ``download=False``
     only its cache is looked at). ``~`` is expanded (IPython's ``%env`` leaves it as is). A
     folder with only one of the two splits is accepted; ``split_dir`` then reports the missing
-    one. Raises ``DatasetNotFoundError`` explaining how to get the data when all fail.
+    one.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The folder, if you know it.
+    download : bool
+        Whether kagglehub may download the data.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    DatasetNotFoundError
+        Explaining how to get the data, when all fail.
+
+    Examples
+    --------
+    >>> root = write_tiny_dataset(tmp / "find_dataset")
+    >>> find_dataset(root) == root
+    True
     """
     if path is not None:
         return _checked_root(path, "The dataset folder")
@@ -164,9 +207,26 @@ def find_dataset(path=None, download: bool = True) -> Path:
 def list_images(root, split: str) -> tuple[list[Path], np.ndarray]:
     """List the image files of ``split``, sorted by class then file name.
 
-    Returns ``(paths, labels)`` with labels an int64 array (index into ``CLASS_NAMES``).
-    Missing class folders and unknown ones (which are ignored) only warn; hidden folders
+    Missing class folders and unknown ones (which are ignored) only warn, as do files that are
+    not images camcore reads (``UnreadFileWarning``, naming them); hidden files and folders
     such as ``.ipynb_checkpoints`` are ignored silently. Finding no image at all is an error.
+
+    Parameters
+    ----------
+    root : str or Path
+        The dataset's folder (``find_dataset``).
+    split : {"train", "test"}
+
+    Returns
+    -------
+    (list of Path, numpy.ndarray)
+        The paths and their labels, int64 indices into ``CLASS_NAMES``.
+
+    Examples
+    --------
+    >>> paths, labels = list_images(write_tiny_dataset(tmp / "list", per_class=2), "test")
+    >>> len(paths), labels[:3]
+    (12, array([0, 0, 1]))
     """
     folder = split_dir(root, split)
     unknown = sorted(
@@ -182,18 +242,26 @@ def list_images(root, split: str) -> tuple[list[Path], np.ndarray]:
         )
     paths: list[Path] = []
     labels: list[int] = []
-    missing = []
+    missing, other = [], []
     for label, name in enumerate(CLASS_NAMES):
         class_dir = folder / name
         if not class_dir.is_dir():
             missing.append(name)
             continue
-        files = [p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
-        files = sorted((p for p in files if p.is_file()), key=lambda p: p.name)
+        files = [p for p in class_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+        other += [p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS]
+        files = sorted((p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS),
+                       key=lambda p: p.name)
         paths.extend(files)
         labels.extend([label] * len(files))
     if missing:
         warnings.warn(f"{folder}: missing class folder(s) {', '.join(missing)}", stacklevel=2)
+    if other:
+        warnings.warn(
+            f"{folder}: ignored {len(other)} file(s) that are not {'/'.join(IMAGE_EXTENSIONS)} "
+            f"images: {_examples([f'{p.parent.name}/{p.name}' for p in other])}. Convert them to "
+            "JPEG or PNG to use them, or move them out to silence this warning.",
+            UnreadFileWarning, stacklevel=2)
     if not paths:
         kinds = "/".join(IMAGE_EXTENSIONS)
         raise DatasetNotFoundError(f"No image files ({kinds}) found in {folder}")
@@ -203,16 +271,28 @@ def list_images(root, split: str) -> tuple[list[Path], np.ndarray]:
 def stratified_subset(labels, per_class=None, fraction=None, seed=0) -> np.ndarray:
     """Return sorted indices of a deterministic stratified random subset of ``labels``.
 
-    Give exactly one of ``per_class`` (that many images of each class, or all of a
-    smaller class) or ``fraction`` (``round(fraction * n)`` of each class, rounding
-    halves up, at least 1). The same ``seed`` always gives the same indices.
+    Parameters
+    ----------
+    labels : array-like of int (N,)
+    per_class : int, optional
+        That many images of each class (or all of a smaller class).
+    fraction : float in (0, 1], optional
+        ``round(fraction * n)`` of each class of n images, rounding halves up, at least 1.
+        Give exactly one of ``per_class`` and ``fraction``.
+    seed : int
+        The same seed always gives the same indices.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Indices into ``labels``, sorted.
+
+    Examples
+    --------
+    >>> stratified_subset([0, 0, 0, 1, 1, 1], per_class=2, seed=0).shape
+    (4,)
     """
-    if (per_class is None) == (fraction is None):
-        raise ValueError("give exactly one of per_class or fraction")
-    if per_class is not None and per_class < 1:
-        raise ValueError(f"per_class must be >= 1, not {per_class}")
-    if fraction is not None and not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], not {fraction}")
+    per_class, fraction, seed = _subset_arguments(per_class, fraction, seed)
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     chosen = []
@@ -224,6 +304,17 @@ def stratified_subset(labels, per_class=None, fraction=None, seed=0) -> np.ndarr
             k = max(1, math.floor(fraction * idx.size + 0.5))
         chosen.append(rng.choice(idx, size=k, replace=False))
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def _subset_arguments(per_class, fraction, seed):
+    """``(per_class, fraction, seed)`` checked: exactly one of the first two, an int seed."""
+    if (per_class is None) == (fraction is None):
+        raise ValueError("give exactly one of per_class or fraction")
+    if per_class is not None:
+        per_class = check_count(per_class, "per_class")
+    if fraction is not None:
+        fraction = check_number(fraction, "fraction", 0, 1, low_open=True)
+    return per_class, fraction, check_seed(seed)
 
 
 # In a JPEG's entropy-coded data, FF00 is a stuffed FF byte and FFD0-FFD7 are restart markers.
@@ -279,6 +370,14 @@ def _read_image(path: Path):
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def _opencv_reads_webp() -> bool:
+    ok, data = cv2.imencode(".webp", np.zeros((2, 2, 3), np.uint8))
+    return bool(ok) and cv2.imdecode(data, cv2.IMREAD_COLOR) is not None
+
+
+_WEBP = _opencv_reads_webp()
+
+
 def _check_size(size) -> None:
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
         raise ValueError(
@@ -291,28 +390,61 @@ def _examples(paths, n=5) -> str:
     return ", ".join(str(p) for p in paths[:n]) + more
 
 
-def load_images(paths, size: int = 224, progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """Decode and resize images to ``(size, size)`` RGB.
+def _is_webp(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
 
-    Returns ``(images, kept)``: a uint8 array ``(N_kept, size, size, 3)`` and the int64
-    indices into ``paths`` of the images that decoded. Undecodable files are skipped and
-    reported in one ``CorruptImageWarning``; images not 150x150 are resized like the rest
-    and reported in one ``OddSizeWarning``. ``progress`` (default: more than 2000 images)
-    prints a line about every 25 %.
+
+def load_images(paths, size: int = 224, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and resize images to ``(size, size)`` RGB (any format OpenCV reads, by content).
+
+    Undecodable files are skipped and reported in one ``CorruptImageWarning``; WebP files this
+    OpenCV cannot read in one ``UnreadFileWarning``; images not 150x150 are resized like the
+    rest and reported in one ``OddSizeWarning``.
+
+    Parameters
+    ----------
+    paths : str, Path, or a list of them
+        One path is one image.
+    size : int
+        The side of the square output, in pixels.
+    progress : bool, optional
+        Print a line about every 25 %; default: for more than 2000 images.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The images, uint8 (N_kept, size, size, 3), and the int64 indices into ``paths`` of
+        the images that decoded.
+
+    Examples
+    --------
+    >>> paths, _ = list_images(write_tiny_dataset(tmp / "load", per_class=2), "test")
+    >>> images, kept = load_images(paths[0], size=64)
+    >>> images.shape, images.dtype, kept
+    ((1, 64, 64, 3), dtype('uint8'), array([0]))
     """
     _check_size(size)
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
     paths = [Path(p) for p in paths]
+    folders = [p for p in paths if p.is_dir()]
+    if folders:
+        raise ValueError(f"load_images takes image files; {folders[0]} is a folder. List its "
+                         f"images, e.g. sorted(Path({str(folders[0])!r}).glob('*.jpg')), or use "
+                         "load_split for the dataset.")
     n = len(paths)
     if progress is None:
         progress = n > 2000
     images = np.empty((n, size, size, 3), np.uint8)  # filled from the front, trimmed at the end
     kept = []
-    corrupt, odd = [], []
+    corrupt, odd, webp = [], [], []
     step = max(1, math.ceil(n / 4))
     for i, path in enumerate(paths):
         img = _read_image(path)
         if img is None:
-            corrupt.append(path.name)
+            (webp if _is_webp(path) and not _WEBP else corrupt).append(path.name)
         else:
             h, w = img.shape[:2]
             if (h, w) != ORIGINAL_SIZE:
@@ -330,6 +462,14 @@ def load_images(paths, size: int = 224, progress=None) -> tuple[np.ndarray, np.n
         warnings.warn(
             f"skipped {len(corrupt)} image file(s) that could not be decoded: {_examples(corrupt)}",
             CorruptImageWarning,
+            stacklevel=2,
+        )
+    if webp:
+        warnings.warn(
+            f"skipped {len(webp)} WebP image(s), which this OpenCV build cannot read: "
+            f"{_examples(webp)}. Convert them to JPEG or PNG (e.g. with Pillow), or install an "
+            "OpenCV with WebP support (opencv-python-headless has it).",
+            UnreadFileWarning,
             stacklevel=2,
         )
     if odd:
@@ -363,13 +503,36 @@ def load_split(
 ) -> Split:
     """Load the ``"train"`` or ``"test"`` split, optionally a stratified subset of it.
 
-    ``per_class``/``fraction``/``seed`` are passed to ``stratified_subset``; ``data_dir``
-    to ``find_dataset``; ``progress`` (default: more than 2000 images) prints progress
-    lines. Files that cannot be decoded are dropped (with a warning).
+    Files that cannot be decoded are dropped (with a warning).
+
+    Parameters
+    ----------
+    split : {"train", "test"}
+    size : int
+        The side of the square images, in pixels.
+    per_class, fraction, seed
+        A stratified subset (``stratified_subset``); None and None for all images.
+    data_dir : str or Path, optional
+        The dataset's folder (``find_dataset``).
+    progress : bool, optional
+        Progress lines; default: for more than 2000 images.
+
+    Returns
+    -------
+    Split
+        ``images`` uint8 (N, size, size, 3), ``labels`` int64 (N,), ``paths``.
+
+    Examples
+    --------
+    >>> test = load_split("test", size=64, per_class=1, data_dir=write_tiny_dataset(tmp / "split"))
+    >>> test
+    Split(n=6, images=(6, 64, 64, 3) uint8)
     """
     _check_size(size)
     if split not in ("train", "test"):  # before looking for (or downloading) the data
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    if per_class is not None or fraction is not None:
+        _subset_arguments(per_class, fraction, seed)
     paths, labels = list_images(find_dataset(data_dir), split)
     if per_class is not None or fraction is not None:
         idx = stratified_subset(labels, per_class=per_class, fraction=fraction, seed=seed)
@@ -397,13 +560,35 @@ def _tiny_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def write_tiny_dataset(root, per_class: int = 4, size: int = 150, seed: int = 0) -> Path:
-    """Write a tiny synthetic dataset in Kaggle's nested layout under ``root`` and return ``root``.
+    """Write a tiny synthetic dataset in Kaggle's nested layout under ``root``.
 
     Both splits, all six classes, ``per_class`` JPEGs each, named ``<class>_<i>.jpg``.
     Classes differ in colour and stripe orientation, so they are learnable.
+
+    Parameters
+    ----------
+    root : str or Path
+        Created if needed.
+    per_class : int
+        Images per class and split.
+    size : int
+        Their side, in pixels.
+    seed : int
+
+    Returns
+    -------
+    Path
+        ``root``.
+
+    Examples
+    --------
+    >>> root = write_tiny_dataset(tmp / "write", per_class=1)
+    >>> len(list(root.rglob("*.jpg")))                 # 2 splits x 6 classes x 1
+    12
     """
+    per_class, size = check_count(per_class, "per_class"), check_count(size, "size")
     root = Path(root)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     for split in ("train", "test"):
         folder = root / f"seg_{split}" / f"seg_{split}"
         for label, name in enumerate(CLASS_NAMES):

@@ -3,8 +3,8 @@
 All scores are the softmax probability p_c of the explained class c (one softmax over the
 logits), on raw RGB images in [0, 255], where a masked pixel is black.
 
-* Grad-CAM++ paper (Chattopadhay et al., 2018), with the explanation image E = L o I (the map,
-  in [0, 1], times the image), Y_i = p_c(I_i) and O_i = p_c(E_i):
+* Grad-CAM++ paper (Chattopadhay et al., 2018), with the explanation image E = heatmap o X (the
+  heatmap, in [0, 1], times the image X), Y_i = p_c(X_i) and O_i = p_c(E_i):
 
       Average Drop % = 100 * mean_i max(0, Y_i - O_i) / Y_i
       % Increase in Confidence = 100 * mean_i 1[O_i > Y_i]
@@ -29,6 +29,10 @@ logits), on raw RGB images in [0, 255], where a masked pixel is black.
   diagonals; neighbours outside the image dropped), all removed pixels solved jointly as one
   sparse linear system, plus Gaussian noise. Pixels are removed most relevant first (MoRF: the
   probability should fall fast, lower is better) or least relevant first (LeRF: higher is better).
+
+Every function checks its input as the methods do (``camcore.checks``): equal lengths, finite
+values, classes in range, heatmaps in [0, 1] at the images' size, valid ``step`` and
+``fractions``, a non-empty batch.
 """
 
 from __future__ import annotations
@@ -41,56 +45,194 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from camcore.checks import check_images
+from camcore.checks import (
+    check_classes,
+    check_count,
+    check_heatmaps,
+    check_images,
+    check_number,
+    check_scores,
+    check_seed,
+)
 from camcore.methods import logits_and_probabilities
+from camcore.model_split import split_model
+from camcore.progress import Progress
+
+PROGRESS_AFTER = 2048  # deletion/insertion: progress lines for more images x steps than this
+
+
+def _checked(model: keras.Model, images, heatmaps, classes):
+    """Images, heatmaps at their size and classes in range: ``(x float32, maps, classes)``."""
+    split = split_model(model)
+    x = check_images(images, split.input_shape)
+    maps = check_heatmaps(heatmaps, x.shape[1:3], len(x))
+    return np.asarray(x, np.float32), maps, check_classes(classes, len(x), split,
+                                                          predicted_ok=False)
 
 
 def class_probabilities(model: keras.Model, images, classes, batch_size: int = 32,
                         value_range=(0, 255)) -> np.ndarray:
-    """p_c for each image and its class: softmax of the logits, ``batch_size`` images at a time.
+    """p_c for each image and its class c: softmax of the logits, ``batch_size`` at a time.
 
-    ``value_range=None`` skips the pixel checks: the metrics use it for the masked images they
-    derive from checked ones (a mostly deleted image may look like a [0, 1] image).
+    Parameters
+    ----------
+    model : keras.Model
+        A built, single-input Keras classifier.
+    images : array-like (N, H, W, 3)
+        RGB pixels in ``value_range``.
+    classes : int or N ints
+        The class c of each image (or one for all).
+    batch_size : int
+        Images per forward pass.
+    value_range : (low, high) or None
+        None skips the pixel checks: the metrics use it for the masked images they derive
+        from checked ones (a mostly deleted image may look like a [0, 1] image).
+
+    Returns
+    -------
+    numpy.ndarray, float32 (N,)
+
+    Examples
+    --------
+    >>> class_probabilities(model, images, [2, 3, 0]).shape
+    (3,)
     """
-    _, probs = logits_and_probabilities(model, images, batch_size, value_range)
-    classes = np.broadcast_to(np.asarray(classes), (len(probs),))
+    split = split_model(model)
+    x = check_images(images, split.input_shape, value_range)
+    classes = check_classes(classes, len(x), split, predicted_ok=False)
+    _, probs = logits_and_probabilities(model, x, batch_size, None)
     return probs[np.arange(len(probs)), classes]
 
 
 def explanation_scores(model, images, heatmaps, classes, batch_size: int = 32):
-    """``(Y, O)``: p_c of each image, and of its explanation image E = heatmap * image."""
-    x = check_images(images, tuple(model.inputs[0].shape[1:]))
-    maps = np.asarray(heatmaps, np.float32)
-    if maps.shape != x.shape[:3] or maps.min() < 0 or maps.max() > 1:
-        raise ValueError(f"heatmaps must be (N, H, W) = {x.shape[:3]} in [0, 1]; got "
-                         f"{maps.shape}. Use the heatmaps of a CamResult.")
+    """``(Y, O)``: p_c of each image, and of its explanation image E = heatmap * image.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built, single-input Keras classifier taking pixels in 0..255.
+    images : array-like (N, H, W, 3)
+    heatmaps : array-like (N, H, W)
+        In [0, 1], at the images' size (``CamResult.heatmaps``).
+    classes : int or N ints
+        The class each heatmap explains (``CamResult.classes``).
+    batch_size : int
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Y and O, each (N,).
+
+    Examples
+    --------
+    >>> result = camcore.grad_cam(model, images)
+    >>> y, o = explanation_scores(model, images, result.heatmaps, result.classes)
+    >>> y.shape, o.shape
+    ((3,), (3,))
+    """
+    x, maps, classes = _checked(model, images, heatmaps, classes)
     return (class_probabilities(model, x, classes, batch_size),
             class_probabilities(model, x * maps[..., None], classes, batch_size, None))
 
 
 def average_drop(y, o) -> float:
-    """Average Drop % = 100 * mean max(0, Y - O) / Y (lower is better)."""
+    """Average Drop % = 100 * mean_i max(0, Y_i - O_i) / Y_i (lower is better).
+
+    Parameters
+    ----------
+    y : array-like (N,)
+        p_c of each image, Y_i > 0.
+    o : array-like (N,)
+        p_c of each explanation image.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> average_drop([0.5, 0.8], [0.25, 0.9])     # (50 % + 0 %) / 2
+    25.0
+    """
     return float(np.mean(per_image_drop(y, o)))
 
 
 def increase_in_confidence(y, o) -> float:
-    """% Increase in Confidence = 100 * mean 1[O > Y] (higher is better)."""
-    return float(100 * np.mean(np.asarray(o) > np.asarray(y)))
+    """% Increase in Confidence = 100 * mean_i 1[O_i > Y_i] (higher is better).
+
+    Parameters
+    ----------
+    y : array-like (N,)
+        p_c of each image.
+    o : array-like (N,)
+        p_c of each explanation image.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> increase_in_confidence([0.5, 0.8], [0.25, 0.9])
+    50.0
+    """
+    y = check_scores(y, "y")
+    return float(100 * np.mean(check_scores(o, "o", len(y)) > y))
 
 
 def win_percent(o_a, o_b) -> float:
     """Share (%) of images where method a's explanation keeps more confidence than b's.
 
-    The same image's Y is subtracted on both sides, so a smaller drop is a larger O. Ties count
-    one half, so win_percent(a, b) + win_percent(b, a) = 100.
+    Win % = 100 * mean_i (1[O_i^a > O_i^b] + 1/2 1[O_i^a = O_i^b]). The same image's Y is
+    subtracted on both sides, so a smaller drop is a larger O. Ties count one half, so
+    win_percent(a, b) + win_percent(b, a) = 100.
+
+    Parameters
+    ----------
+    o_a, o_b : array-like (N,)
+        p_c of the explanation images of methods a and b, for the same images.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> win_percent([0.5, 0.2, 0.9], [0.4, 0.2, 0.95])   # a win, a tie, a loss
+    50.0
     """
-    o_a, o_b = np.asarray(o_a), np.asarray(o_b)
+    o_a = check_scores(o_a, "o_a")
+    o_b = check_scores(o_b, "o_b", len(o_a))
     return float(100 * np.mean((o_a > o_b) + 0.5 * (o_a == o_b)))
 
 
 def per_image_drop(y, o) -> np.ndarray:
-    """Each image's share of Average Drop: 100 * max(0, Y - O) / Y (their mean is Average Drop)."""
-    y, o = np.asarray(y, np.float64), np.asarray(o, np.float64)
+    """Each image's share of Average Drop: 100 * max(0, Y_i - O_i) / Y_i.
+
+    Parameters
+    ----------
+    y : array-like (N,)
+        p_c of each image, Y_i > 0 (the drop is relative to it).
+    o : array-like (N,)
+        p_c of each explanation image.
+
+    Returns
+    -------
+    numpy.ndarray, float64 (N,)
+        Their mean is Average Drop.
+
+    Examples
+    --------
+    >>> per_image_drop([0.8, 0.5], [0.4, 0.6])
+    array([50.,  0.])
+    """
+    y = check_scores(y, "y")
+    o = check_scores(o, "o", len(y))
+    zero = np.flatnonzero(y == 0)
+    if zero.size:
+        raise ValueError(f"y #{', #'.join(map(str, zero[:10]))}: Y = 0, the model gives the "
+                         "class no probability on the image itself, so a drop relative to Y is "
+                         "undefined. Explain the predicted class, or leave those images out.")
     return 100 * np.maximum(0.0, y - o) / y
 
 
@@ -99,12 +241,32 @@ def bootstrap_ci(values, level: float = 0.95, n_resamples: int = 2000, seed: int
 
     Images are resampled with replacement ``n_resamples`` times; the interval holds the central
     ``level`` of the resampled means (Efron's percentile method).
+
+    Parameters
+    ----------
+    values : array-like (N,), N >= 2
+        One finite value per image.
+    level : float in (0, 1]
+    n_resamples : int
+    seed : int
+
+    Returns
+    -------
+    (float, float)
+
+    Examples
+    --------
+    >>> bootstrap_ci(np.full(50, 3.0))          # no spread, no interval
+    (3.0, 3.0)
     """
-    values = np.asarray(values, np.float64)
-    if values.ndim != 1 or len(values) < 2:
+    values = check_scores(values, "values", probabilities=False)
+    if len(values) < 2:
         raise ValueError(f"bootstrap_ci needs a 1-D array of at least 2 per-image values; got "
                          f"shape {values.shape}")
-    idx = np.random.default_rng(seed).integers(0, len(values), (n_resamples, len(values)))
+    level = check_number(level, "level", 0, 1, low_open=True)
+    n_resamples = check_count(n_resamples, "n_resamples")
+    idx = np.random.default_rng(check_seed(seed)).integers(0, len(values),
+                                                           (n_resamples, len(values)))
     means = values[idx].mean(axis=1)
     tail = 100 * (1 - level) / 2
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
@@ -126,15 +288,31 @@ class PairedDifference:
 
 def paired_difference(a, b, level: float = 0.95, n_resamples: int = 2000,
                       seed: int = 0) -> PairedDifference:
-    """Mean of the per-image differences a_i - b_i and its percentile bootstrap interval.
+    """Mean of the per-image differences d_i = a_i - b_i and its percentile bootstrap interval.
 
     Pairing by image removes the images' own spread (some are hard for every method), so the
     interval is that of the difference, not of two overlapping means.
+
+    Parameters
+    ----------
+    a, b : array-like (N,)
+        Two methods' per-image scores on the same images, in the same order.
+    level, n_resamples, seed
+        As for ``bootstrap_ci``.
+
+    Returns
+    -------
+    PairedDifference
+        ``mean``, ``low``, ``high``, ``excludes_zero``.
+
+    Examples
+    --------
+    >>> d = paired_difference([3.0, 5.0, 4.0], [1.0, 3.0, 2.0])
+    >>> d.mean, d.excludes_zero
+    (2.0, True)
     """
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"paired_difference needs one value per image for both methods; got "
-                         f"shapes {a.shape} and {b.shape}")
+    a = check_scores(a, "a", probabilities=False)
+    b = check_scores(b, "b", len(a), probabilities=False)
     d = a - b
     return PairedDifference(float(d.mean()), *bootstrap_ci(d, level, n_resamples, seed))
 
@@ -143,41 +321,126 @@ def top_fraction_masks(heatmaps, fraction: float) -> np.ndarray:
     """Binary masks keeping each map's top ``fraction`` of pixels: exactly round(f * H * W) ones.
 
     Ties are broken by position (stable sort), so a flat map still keeps exactly that many.
+
+    Parameters
+    ----------
+    heatmaps : array-like (N, H, W)
+        In [0, 1].
+    fraction : float in (0, 1]
+
+    Returns
+    -------
+    numpy.ndarray, float32 (N, H, W)
+
+    Examples
+    --------
+    >>> top_fraction_masks(np.array([[[0.1, 0.9], [0.5, 0.2]]]), 0.5)
+    array([[[0., 1.],
+            [1., 0.]]], dtype=float32)
     """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1]; got {fraction}")
-    maps = np.asarray(heatmaps, np.float32)
-    n, h, w = maps.shape
+    fraction = check_number(fraction, "fraction", 0, 1, low_open=True)
+    maps = check_heatmaps(heatmaps)
+    _, h, w = maps.shape
+    if round(fraction * h * w) == 0:
+        raise ValueError(f"fraction {fraction:g} of {h}x{w} pixels keeps no pixel: give at "
+                         f"least {0.5 / (h * w):.2g}")
+    return _top_fraction(maps, fraction)
+
+
+def _top_fraction(scores: np.ndarray, fraction: float) -> np.ndarray:
+    """Masks of the round(f * H * W) highest ``scores`` (N, H, W) per image, ties by position."""
+    n, h, w = scores.shape
     keep = int(round(fraction * h * w))
-    order = np.argsort(-maps.reshape(n, -1), axis=1, kind="stable")[:, :keep]
+    order = np.argsort(-scores.reshape(n, -1), axis=1, kind="stable")[:, :keep]
     masks = np.zeros((n, h * w), np.float32)
     np.put_along_axis(masks, order, 1.0, axis=1)
     return masks.reshape(n, h, w)
 
 
 def auc(curve) -> float:
-    """Trapezoid area under scores taken at n + 1 equally spaced points of [0, 1]."""
+    """Trapezoid area under scores s_0..s_n taken at n + 1 equally spaced points of [0, 1].
+
+    AUC = (sum_t s_t - (s_0 + s_n) / 2) / n, along the last axis.
+
+    Parameters
+    ----------
+    curve : array-like (..., n + 1), n >= 1
+
+    Returns
+    -------
+    float or numpy.ndarray
+        One area per curve.
+
+    Examples
+    --------
+    >>> float(auc([1.0, 0.5, 0.0]))
+    0.5
+    """
     curve = np.asarray(curve, np.float64)
+    if curve.ndim == 0 or curve.shape[-1] < 2 or not np.isfinite(curve).all():
+        raise ValueError(f"auc needs finite curves of at least 2 points (last axis); got shape "
+                         f"{curve.shape}")
     n = curve.shape[-1] - 1
     return (curve.sum(axis=-1) - (curve[..., 0] + curve[..., -1]) / 2) / n
 
 
 def blur(images: np.ndarray) -> np.ndarray:
-    """RISE's insertion baseline: a Gaussian blur, 11x11 kernel, sigma 5, per channel."""
+    """RISE's insertion baseline: a Gaussian blur, 11x11 kernel, sigma 5, per channel.
+
+    Parameters
+    ----------
+    images : array-like (N, H, W, C)
+
+    Returns
+    -------
+    numpy.ndarray, float32 (N, H, W, C)
+
+    Examples
+    --------
+    >>> float(blur(np.full((1, 8, 8, 3), 7.0)).max().round(4))   # a constant image stays
+    7.0
+    """
     return np.stack([cv2.GaussianBlur(np.asarray(im, np.float32), (11, 11), 5) for im in images])
 
 
 def deletion_insertion(model, images, heatmaps, classes, step: int | None = None,
                        batch_size: int = 32, progress: bool = True):
-    """RISE deletion and insertion curves, ``(deletion, insertion)``, each (N, n_steps + 1).
+    """RISE deletion and insertion curves, ``(deletion, insertion)``.
 
-    ``step`` pixels change per step (default: H*W/32, rounded up, so 33 points per curve).
-    Pixel order: decreasing heatmap value, ties broken by position (stable sort).
+    Pixel order: decreasing heatmap value, ties broken by position (stable sort); ``step``
+    pixels change per step.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built, single-input Keras classifier taking pixels in 0..255.
+    images : array-like (N, H, W, 3)
+    heatmaps : array-like (N, H, W)
+        In [0, 1], at the images' size (``CamResult.heatmaps``, not the maps).
+    classes : int or N ints
+        The class each heatmap explains (``CamResult.classes``).
+    step : int, optional
+        Pixels per step; default H*W/32 rounded up (33 points per curve).
+    batch_size : int
+    progress : bool
+        Plain progress lines for more than 2048 images x steps.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Each (N, n_steps + 1): p_c after each step; ``auc`` gives their areas.
+
+    Examples
+    --------
+    >>> result = camcore.grad_cam(model, images)
+    >>> deletion, insertion = deletion_insertion(model, images, result.heatmaps,
+    ...                                          result.classes, step=128)
+    >>> deletion.shape                               # 32 x 32 / 128 = 8 steps
+    (3, 9)
     """
-    x = np.asarray(check_images(images, tuple(model.inputs[0].shape[1:])), np.float32)
-    maps = np.asarray(heatmaps, np.float32)
+    x, maps, classes = _checked(model, images, heatmaps, classes)
     n, h, w, _ = x.shape
-    step = step or -(-h * w // 32)
+    step = -(-h * w // 32) if step is None else check_count(step, "step")
     n_steps = -(-h * w // step)
     order = np.argsort(-maps.reshape(n, -1), axis=1, kind="stable")
     rank = np.empty_like(order)
@@ -185,16 +448,16 @@ def deletion_insertion(model, images, heatmaps, classes, step: int | None = None
     rank = rank.reshape(n, h, w, 1)
     blurred = blur(x)
     curves = np.zeros((2, n, n_steps + 1))
-    bar = keras.utils.Progbar(n, unit_name="image") if progress and n * n_steps > 2048 else None
+    bar = Progress(n, "images", label="Deletion and insertion",
+                   quiet=not progress or n * n_steps <= PROGRESS_AFTER)
     for i in range(n):
         shown = rank[i][None] < (np.arange(n_steps + 1) * step)[:, None, None, None]
         deleted = np.where(shown, 0.0, x[i])  # the top-ranked pixels turn black
         inserted = np.where(shown, x[i], blurred[i])  # the top-ranked pixels come back
         for k, states in enumerate((deleted, inserted)):
-            curves[k, i] = class_probabilities(model, states, classes[i] if np.ndim(classes)
-                                               else classes, batch_size, None)
-        if bar is not None:
-            bar.add(1)
+            curves[k, i] = class_probabilities(model, states, classes[i], batch_size, None)
+        bar.add(1)
+    bar.close()
     return curves[0], curves[1]
 
 
@@ -206,15 +469,37 @@ _NEIGHBOURS = [((-1, 0), 1 / 6), ((1, 0), 1 / 6), ((0, -1), 1 / 6), ((0, 1), 1 /
 
 
 def noisy_linear_imputation(image, removed, noise: float = 2.55, seed: int = 0) -> np.ndarray:
-    """ROAD's imputation of the ``removed`` pixels (bool (H, W)) of one image (H, W, C).
+    """ROAD's imputation of the ``removed`` pixels of one image.
 
     Each removed pixel x_p satisfies sum_q w_q (x_p - x_q) = 0 over its neighbours q in the image
     (w = 1/6 direct, 1/12 diagonal): one sparse linear system for all removed pixels, the known
     pixels on the right-hand side. Then Gaussian noise of std ``noise`` (default 1 % of the 0..255
-    range) is added to the imputed pixels.
+    range) is added to the imputed pixels, and the result clipped to 0..255.
+
+    Parameters
+    ----------
+    image : array-like (H, W, C)
+    removed : array-like of bool (H, W)
+    noise : float
+        The noise's standard deviation.
+    seed : int
+
+    Returns
+    -------
+    numpy.ndarray, float32 (H, W, C)
+
+    Examples
+    --------
+    >>> image = np.full((3, 3, 1), 100.0); image[1, 1] = 0
+    >>> hole = np.zeros((3, 3), bool); hole[1, 1] = True
+    >>> float(noisy_linear_imputation(image, hole, noise=0)[1, 1, 0])   # its neighbours' mean
+    100.0
     """
     image = np.asarray(image, np.float64)
     removed = np.asarray(removed, bool)
+    if image.ndim != 3 or removed.shape != image.shape[:2]:
+        raise ValueError(f"noisy_linear_imputation takes one image (H, W, C) and a mask (H, W); "
+                         f"got shapes {image.shape} and {removed.shape}")
     h, w, _ = image.shape
     index = -np.ones((h, w), np.int64)
     ys, xs = np.nonzero(removed)
@@ -247,28 +532,55 @@ def noisy_linear_imputation(image, removed, noise: float = 2.55, seed: int = 0) 
 
 def road(model, images, heatmaps, classes, fractions=(0.1, 0.3, 0.5, 0.7, 0.9),
          batch_size: int = 32, progress: bool = True):
-    """ROAD curves ``(morf, lerf)``, each (N, len(fractions)): p_c after imputing that fraction.
+    """ROAD curves ``(morf, lerf)``: p_c after imputing each fraction of the pixels.
 
     MoRF removes the pixels of highest heatmap value first, LeRF the lowest first (ties broken
-    by position). Their means over the fractions summarise them (MoRF: lower is better; LeRF:
-    higher is better).
+    by position), each removal imputed by ``noisy_linear_imputation``. Their means over the
+    fractions summarise them (MoRF: lower is better; LeRF: higher is better).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built, single-input Keras classifier taking pixels in 0..255.
+    images : array-like (N, H, W, 3)
+    heatmaps : array-like (N, H, W)
+        In [0, 1], at the images' size (``CamResult.heatmaps``).
+    classes : int or N ints
+        The class each heatmap explains (``CamResult.classes``).
+    fractions : sequence of floats in (0, 1]
+        The shares of pixels removed.
+    batch_size : int
+    progress : bool
+        Plain progress lines for more than 4 images.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        MoRF and LeRF, each (N, len(fractions)).
+
+    Examples
+    --------
+    >>> result = camcore.grad_cam(model, images)
+    >>> morf, lerf = road(model, images, result.heatmaps, result.classes, fractions=(0.2, 0.6))
+    >>> morf.shape, lerf.shape
+    ((3, 2), (3, 2))
     """
-    x = np.asarray(check_images(images, tuple(model.inputs[0].shape[1:])), np.float32)
-    maps = np.asarray(heatmaps, np.float32)
-    n, h, w, _ = x.shape
-    if maps.shape != (n, h, w):
-        raise ValueError(f"heatmaps must be (N, H, W) = {(n, h, w)}; got {maps.shape}")
-    classes = np.broadcast_to(np.asarray(classes), (n,))
+    x, maps, classes = _checked(model, images, heatmaps, classes)
+    if isinstance(fractions, (str, bytes)) or not np.iterable(fractions) or not len(fractions):
+        raise ValueError(f"fractions must be a non-empty sequence of numbers in (0, 1], e.g. "
+                         f"(0.1, 0.3, 0.5, 0.7, 0.9); got {fractions!r}")
+    fractions = [check_number(f, "each of fractions", 0, 1, low_open=True) for f in fractions]
+    n = len(x)
     curves = np.zeros((2, n, len(fractions)))
-    bar = keras.utils.Progbar(n, unit_name="image") if progress and n > 4 else None
+    bar = Progress(n, "images", label="ROAD", quiet=not progress or n <= 4)
     for i in range(n):
         states = []
         for order in (maps[i], -maps[i]):  # MoRF (top pixels first), then LeRF
             for f in fractions:
-                removed = top_fraction_masks(order[None], f)[0].astype(bool)
+                removed = _top_fraction(order[None], f)[0].astype(bool)
                 states.append(noisy_linear_imputation(x[i], removed, seed=i))
         scores = class_probabilities(model, np.stack(states), classes[i], batch_size, None)
         curves[:, i] = scores.reshape(2, len(fractions))
-        if bar is not None:
-            bar.add(1)
+        bar.add(1)
+    bar.close()
     return curves[0], curves[1]

@@ -18,6 +18,7 @@ What the classifier may end in:
 
 from __future__ import annotations
 
+import difflib
 import weakref
 from dataclasses import dataclass, field
 
@@ -65,11 +66,24 @@ def _output_rank(layer) -> int | None:
 
 
 def _check_built(model: keras.Model):
-    """An error a user can act on for a model without a graph (an unbuilt Sequential model)."""
+    """An error a user can act on for a model without a graph to cut.
+
+    An unbuilt Sequential model has no graph yet; a subclassed model (layers called from Python
+    in its ``call``) has none at all: the fix is a functional model over the same layers.
+    """
     try:
         inputs = model.inputs
     except (AttributeError, ValueError):
         inputs = None
+    if not inputs and not isinstance(model, keras.Sequential):
+        shape = (getattr(model, "_build_shapes_dict", None) or {}).get("input_shape")
+        shape = tuple(shape[1:]) if shape and len(shape) == 4 else "(224, 224, 3)"
+        raise ValueError(
+            f"model {model.name!r} is a subclassed keras.Model: its call() runs Python code, so "
+            "there is no graph of layers to cut at a target layer (building or calling it does "
+            "not make one). Wrap it in a functional model over the same layers (the weights are "
+            f"shared): inputs = keras.Input({shape}); model = keras.Model(inputs, "
+            "model.call(inputs)).")
     if not inputs:
         raise ValueError(
             f"model {model.name!r} is not built, so it has no layers to cut yet. Start it with "
@@ -87,7 +101,25 @@ def feature_layers(model: keras.Model, prefix: str = "") -> list[str]:
     """Paths (``"outer/inner"``) of the layers with a 4-D output that a map can be taken at.
 
     Layers inside a nested model that is called more than once are left out: a map there would
-    describe only one of its calls.
+    describe only one of its calls. Input layers are left out: they hold pixels, not
+    activations.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built functional or Sequential model.
+    prefix : str
+        Prepended to every path (used for nested models).
+
+    Returns
+    -------
+    list of str
+        In graph order, so the last is the default target layer.
+
+    Examples
+    --------
+    >>> feature_layers(model)
+    ['conv']
     """
     paths, calls = [], _calls(model)
     for layer in model.layers:
@@ -100,7 +132,23 @@ def feature_layers(model: keras.Model, prefix: str = "") -> list[str]:
 
 
 def default_target_layer(model: keras.Model) -> str:
-    """The last 4-D activation before pooling: the last 4-D layer, inside nested models too."""
+    """The last 4-D activation before pooling: the last 4-D layer, inside nested models too.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built functional or Sequential classifier.
+
+    Returns
+    -------
+    str
+        The layer's path, e.g. ``"efficientnet_lite0/top_activation"``.
+
+    Examples
+    --------
+    >>> default_target_layer(model)
+    'conv'
+    """
     _check_built(model)
     candidates = feature_layers(model)
     if not candidates:
@@ -109,11 +157,67 @@ def default_target_layer(model: keras.Model) -> str:
     return candidates[-1]
 
 
+def nearest_layers(name: str, candidates: list[str], n: int = 3) -> list[str]:
+    """The ``n`` candidate paths closest to a misspelt ``name`` (difflib's ratio >= 0.6).
+
+    A path is compared whole and by its last part, so ``"conv5_block3_ot"`` finds
+    ``"resnet50/conv5_block3_out"``.
+
+    Parameters
+    ----------
+    name : str
+        The name or path the user gave.
+    candidates : list of str
+        Layer paths, e.g. ``feature_layers(model)``.
+    n : int
+        At most this many suggestions.
+
+    Returns
+    -------
+    list of str
+        Closest first.
+
+    Examples
+    --------
+    >>> nearest_layers("conv5_block3_ot", ["resnet50/conv5_block3_out", "resnet50/pool1"])
+    ['resnet50/conv5_block3_out']
+    """
+    def ratio(a, b):
+        return difflib.SequenceMatcher(None, a, b).ratio()
+
+    tail = name.split("/")[-1]
+    score = {p: max(ratio(name, p), ratio(tail, p.split("/")[-1])) for p in candidates}
+    close = sorted((p for p in candidates if score[p] >= 0.6), key=lambda p: -score[p])
+    return close[:n]
+
+
 def resolve_layer(model: keras.Model, name: str) -> list[keras.layers.Layer]:
     """The chain of layers from ``model`` down to the layer ``name`` names.
 
-    ``name`` is a path (``"resnet50/conv5_block3_out"``) or a bare layer name, searched in nested
-    models too when it is unique. Raises ``ValueError`` listing the candidate layers otherwise.
+    Parameters
+    ----------
+    model : keras.Model
+        A built functional or Sequential model.
+    name : str
+        A path (``"resnet50/conv5_block3_out"``) or a bare layer name, searched in nested
+        models too when it is unique.
+
+    Returns
+    -------
+    list of keras.layers.Layer
+        The nested models on the way, then the layer itself.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (with the nearest names), an ambiguous one, the input layer, a
+        layer without a 4-D output, or one inside a model called twice; the message lists
+        the candidate layers.
+
+    Examples
+    --------
+    >>> [layer.name for layer in resolve_layer(nested_model, "conv")]
+    ['backbone', 'conv']
     """
     def search(m, parts):
         if len(parts) == 1:
@@ -133,13 +237,18 @@ def resolve_layer(model: keras.Model, name: str) -> list[keras.layers.Layer]:
         raise ValueError(f"layer must be a layer name or path such as 'outer/inner'; got {name!r}")
     hits = search(model, name.split("/"))
     twice = [r for chain in hits for r in repeated(chain)]
-    if len(hits) == 1 and _output_rank(hits[0][-1]) == 4 and not twice:
+    is_input = len(hits) == 1 and isinstance(hits[0][-1], keras.layers.InputLayer)
+    if len(hits) == 1 and _output_rank(hits[0][-1]) == 4 and not twice and not is_input:
         return hits[0]
     candidates = feature_layers(model)
+    near = nearest_layers(name, candidates) if not hits else []
     if not hits:
         problem = f"no layer {name!r} in model {model.name!r}"
     elif len(hits) > 1:
         problem = f"layer name {name!r} is ambiguous in model {model.name!r}; give its full path"
+    elif is_input:
+        problem = (f"layer {name!r} is the model's input: a map there would weigh the pixels "
+                   "themselves, not what the network computed from them")
     elif twice:
         problem = (f"{twice[0][0].name!r} is called {twice[0][1]} times in {model.name!r}, so "
                    f"a map at {name!r} would describe only one of its calls")
@@ -148,9 +257,10 @@ def resolve_layer(model: keras.Model, name: str) -> list[keras.layers.Layer]:
                    "(batch, h, w, channels)")
     if not candidates:
         raise ValueError(f"{problem}. {model.name!r} has no other layer to take a map at.")
+    guess = f"Did you mean {' or '.join(repr(p) for p in near)}? " if near else ""
     raise ValueError(
-        f"{problem}. Choose a convolutional layer; the last of the {len(candidates)} candidates "
-        f"are: {', '.join(candidates[-12:])} (default: {candidates[-1]!r})")
+        f"{problem}. {guess}Choose a convolutional layer; the last of the {len(candidates)} "
+        f"candidates are: {', '.join(candidates[-12:])} (default: {candidates[-1]!r})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,6 +353,20 @@ def class_names(model: keras.Model) -> tuple[str, ...] | None:
 
     camcore's own classifiers record them (see ``camcore.models``); a wrapped classifier is
     looked into.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built functional or Sequential classifier.
+
+    Returns
+    -------
+    tuple of str, or None
+
+    Examples
+    --------
+    >>> class_names(model) is None   # the toy model records none
+    True
     """
     layer, _, _ = _producer(model.outputs[0])
     names = getattr(layer, "class_names", None)
@@ -258,9 +382,46 @@ def class_names(model: keras.Model) -> tuple[str, ...] | None:
 class SplitModel:
     """``features(x) -> A`` and ``head(A) -> y`` (class logits) for one model and one layer.
 
-    ``head_layers`` lists the layers between A and the logits (innermost first); CAM reads its
-    weights from them. ``binary`` marks a one-logit (sigmoid) classifier, whose two class scores
-    are y = (-z, +z); ``sigmoid`` a classifier whose probabilities are sigmoid(y), not softmax(y).
+    Everything a method needs from the model, held once. A and y are float32 whatever the
+    model's dtype policy (a ``mixed_float16`` model computes in float16 inside, so its A, y and
+    gradients have float16 precision).
+
+    Attributes
+    ----------
+    layer : str
+        The target layer's path, e.g. ``"efficientnet_lite0/top_activation"``.
+    input_shape : tuple
+        The model's input (H, W, C); None for a size the model leaves free.
+    activation_shape : tuple
+        A's (h, w, K).
+    channels : int
+        K, the number of channels of A.
+    num_classes : int
+        C, the number of classes (2 for a binary classifier).
+    binary : bool
+        A one-logit (sigmoid) classifier: its class scores are y = (-z, +z)
+        (``two_class_scores``).
+    sigmoid : bool
+        Probabilities are sigmoid(y), not softmax(y).
+    class_names : tuple of str or None
+        The names the model records, if any.
+    head_layers : list
+        The layers from A to the logits when they form a chain, innermost first ([None] where
+        the head branches); CAM's kernel is the last one's.
+    layers_above : list
+        Every layer computing the head, nested models opened, each once.
+    class_kernel : tensor (K, C)
+        CAM's weights w_k^c, the final Dense kernel (binary rule applied).
+    feature_parts, head_parts : list
+        The functional models the split runs (internals: use the attributes above).
+
+    Examples
+    --------
+    >>> split = split_model(model)
+    >>> split.layer, split.channels, split.num_classes, split.activation_shape
+    ('conv', 8, 4, (30, 30, 8))
+    >>> split.head(split.features(images)).shape
+    TensorShape([3, 4])
     """
 
     layer: str
@@ -272,25 +433,70 @@ class SplitModel:
     binary: bool = False
     sigmoid: bool = False
     class_names: tuple | None = None
+    input_shape: tuple = ()
+
+    @property
+    def activation_shape(self) -> tuple:
+        return tuple(self.feature_parts[-1].outputs[0].shape[1:])
+
+    @property
+    def channels(self) -> int:
+        return int(self.activation_shape[-1])
+
+    @property
+    def layers_above(self) -> list:
+        out, seen = [], set()
+
+        def walk(layers):
+            for layer in layers:
+                if _is_model(layer):
+                    walk(layer.layers)
+                elif not isinstance(layer, keras.layers.InputLayer) and id(layer) not in seen:
+                    seen.add(id(layer))
+                    out.append(layer)
+
+        walk([layer for part in self.head_parts for layer in part.layers]
+             + ([self.final_dense] if self.final_dense is not None else []))
+        return out
+
+    @property
+    def class_kernel(self):
+        kinds = [type(l) for l in self.head_layers if not isinstance(l, keras.layers.Dropout)]
+        if kinds != [keras.layers.GlobalAveragePooling2D, keras.layers.Dense]:
+            names = " -> ".join(getattr(l, "name", "?") for l in self.head_layers) or "nothing"
+            raise ValueError(
+                f"CAM needs the layer {self.layer!r} to be followed by GlobalAveragePooling2D -> "
+                f"(Dropout) -> Dense(classes); here it is followed by {names}. Use grad_cam, "
+                "which works on any head (it equals CAM only on a pooling -> Dense head).")
+        return self.two_class_scores(keras.ops.convert_to_tensor(self.head_layers[-1].kernel))
+
+    def two_class_scores(self, z):
+        """The binary rule: one logit z gives the class scores (-z, +z) (class 0 is explained
+        by -z, class 1 by +z); for other classifiers ``z`` is returned as it is. Applies to
+        anything linear in z: the logit, the Dense kernel's column."""
+        return keras.ops.concatenate([-z, z], axis=-1) if self.binary else z
 
     def features(self, images, training=False):
+        """A (N, h, w, K), float32, from images (N, H, W, C)."""
         x = images
         for part in self.feature_parts:
             x = part(x, training=training)
-        return x
+        return keras.ops.cast(x, "float32")
 
     def head(self, activations, training=False):
-        """The class logits y from the activations A (the output activation left out)."""
+        """The class logits y (N, C), float32, from A (the output activation left out)."""
         x = activations
         for part in self.head_parts:
             x = part(x, training=training)
+        x = keras.ops.cast(x, "float32")
         if self.final_dense is not None:  # the Dense layer's own activation is left out
-            x = keras.ops.matmul(x, self.final_dense.kernel)
+            x = keras.ops.matmul(x, keras.ops.cast(self.final_dense.kernel, "float32"))
             if self.final_dense.bias is not None:
-                x = x + self.final_dense.bias
-        return keras.ops.concatenate([-x, x], axis=-1) if self.binary else x
+                x = x + keras.ops.cast(self.final_dense.bias, "float32")
+        return self.two_class_scores(x)
 
     def logits(self, images):
+        """y = head(features(images))."""
         return self.head(self.features(images))
 
     def probabilities(self, logits):
@@ -302,7 +508,29 @@ _SPLITS: weakref.WeakKeyDictionary[keras.Model, dict] = weakref.WeakKeyDictionar
 
 
 def split_model(model: keras.Model, layer: str | None = None) -> SplitModel:
-    """Split ``model`` at ``layer`` (default: the last 4-D activation before pooling). Cached."""
+    """Split ``model`` at ``layer`` into features and logits, without changing the model.
+
+    Cached per model and layer (the cache lets go of a model nobody else holds).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built, single-input, single-output functional or Sequential classifier (a subclassed
+        model is refused with the two-line functional wrapper that fixes it).
+    layer : str, optional
+        The target layer's name or path; default ``default_target_layer(model)``.
+
+    Returns
+    -------
+    SplitModel
+
+    Examples
+    --------
+    >>> split = split_model(model, "conv")
+    >>> logits = split.logits(images)                 # y, the softmax left out
+    >>> bool(np.allclose(split.probabilities(logits), model(images), atol=1e-6))
+    True
+    """
     if not isinstance(model, keras.Model):
         raise TypeError(f"model must be a keras.Model; got {type(model).__name__}")
     _check_built(model)
@@ -313,47 +541,60 @@ def split_model(model: keras.Model, layer: str | None = None) -> SplitModel:
     return per_model[layer]
 
 
+def _logits_level(parents, starts):
+    """``(level, logits, final dense, kind)``: where the logits are, along the chain of models.
+
+    The outermost level whose output is not simply its nested model's output passed on holds
+    them; there a final softmax (or sigmoid) is left out. ``level`` is None if no level does.
+    """
+    for level, (parent, start) in enumerate(zip(parents, starts)):
+        end, dense, kind = _logits_tensor(parent)
+        if start is not end or kind is not None:
+            return level, end, dense, kind
+    return None, None, None, None
+
+
+def _head_part(model, path, parent, start, end) -> keras.Model:
+    """The functional model ``start -> end`` inside ``parent``, or why the layer cannot be cut."""
+    try:
+        return keras.Model(start, end)
+    except ValueError as e:
+        others = [c for c in feature_layers(model) if c != path]
+        hint = (f"Choose the output of a whole block, e.g. {others[-1]!r}." if others
+                else "No other layer of this model can be explained.")
+        raise ValueError(
+            f"layer {path!r} does not separate {parent.name!r}: its output alone does not "
+            f"determine the prediction (another branch bypasses it). {hint} "
+            f"Keras said: {e}") from e
+
+
 def _split(model: keras.Model, layer: str) -> SplitModel:
     """Build the split by walking down the chain of nested models to the target layer.
 
     At each level (the outer model, then each nested model on the way down) the features part
     runs from that level's input to the nested model's input (or, at the last level, to the
     target layer's output), and the head part from the nested model's output to that level's
-    output. The logits are found in the outermost level whose output is not simply passed on:
-    there a final softmax (or sigmoid) is left out.
+    output, or to the logits at the level that holds them (``_logits_level``).
     """
     chain = resolve_layer(model, layer)
     path = "/".join(l.name for l in chain)
-    feature_parts, head_parts, head_layers = [], [], []
-    final_dense, kind = None, None
-    logits_pending = True
-    parent = model
-    for level, inner in enumerate(chain):
+    parents = [model, *chain[:-1]]
+    for parent in parents:
         _check_built(parent)
-        start = _graph_tensor(parent, inner, output=True)
+    starts = [_graph_tensor(parent, inner, output=True) for parent, inner in zip(parents, chain)]
+    logits_level, logits, final_dense, kind = _logits_level(parents, starts)
+    feature_parts, head_parts, head_layers = [], [], []
+    for level, (parent, inner, start) in enumerate(zip(parents, chain, starts)):
         last = level == len(chain) - 1
         feature_parts.append(keras.Model(
             parent.inputs[0], start if last else _graph_tensor(parent, inner, output=False)))
-        if logits_pending:
-            end, final_dense, kind = _logits_tensor(parent)
-            logits_pending = start is end and kind is None
-        else:
-            end = parent.outputs[0]
+        end = logits if level == logits_level else parent.outputs[0]
         if start is not end:
-            try:
-                head_parts.insert(0, keras.Model(start, end))
-            except ValueError as e:
-                others = [c for c in feature_layers(model) if c != path]
-                hint = (f"Choose the output of a whole block, e.g. {others[-1]!r}." if others
-                        else "No other layer of this model can be explained.")
-                raise ValueError(
-                    f"layer {path!r} does not separate {parent.name!r}: its output alone does not "
-                    f"determine the prediction (another branch bypasses it). {hint} "
-                    f"Keras said: {e}") from e
+            head_parts.insert(0, _head_part(model, path, parent, start, end))
             head_layers[:0] = _head_layers(start, end)
-        parent = inner
     units = int(model.outputs[0].shape[-1])  # output activations keep the number of units
     return SplitModel(path, feature_parts, head_parts, final_dense,
                       head_layers + ([final_dense] if final_dense is not None else []),
                       num_classes=2 if units == 1 else units, binary=units == 1,
-                      sigmoid=units == 1 or kind == "sigmoid", class_names=class_names(model))
+                      sigmoid=units == 1 or kind == "sigmoid", class_names=class_names(model),
+                      input_shape=tuple(model.inputs[0].shape[1:]))

@@ -15,6 +15,7 @@ shows them as they were printed. A line is printed when the work starts, then at
 
 from __future__ import annotations
 
+import numbers
 import sys
 import time
 
@@ -25,19 +26,42 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-    """Count ``total`` units of work (``what``: "images", "masked images", ...) and print lines.
+    """Count ``total`` units of work and print plain lines about it.
 
-    ``label`` starts each line; ``every`` is the least number of seconds between two lines;
-    ``expected`` (seconds, optional) is printed on the first line, e.g. a duration measured on
-    2 CPUs; ``quiet=True`` prints nothing (the count is still kept); ``out`` is the stream.
+    Parameters
+    ----------
+    total : int
+        The units of work, >= 0 (0 prints nothing).
+    what : str
+        What a unit is: "images", "masked images", ...
+    label : str
+        Starts each line.
+    every : float
+        The least number of seconds between two lines.
+    expected : float, optional
+        Seconds the work is expected to take, printed on the first line (e.g. measured on 2
+        CPUs).
+    quiet : bool
+        Print nothing (the count is still kept).
+    out : file, optional
+        The stream; default ``sys.stdout``.
+
+    Examples
+    --------
+    >>> with Progress(3, "images", label="demo", every=60) as bar:
+    ...     for _ in range(3):
+    ...         bar.add(1)
+    demo: 3 images to go
+    demo: 3 images done in 0 s
     """
 
     def __init__(self, total: int, what: str = "items", label: str = "", every: float = 10.0,
                  expected: float | None = None, quiet: bool = False, out=None):
-        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        if isinstance(total, bool) or not isinstance(total, numbers.Integral) or total < 0:
             raise ValueError(f"total must be an integer >= 0; got {total!r}")
-        if every <= 0:
+        if isinstance(every, bool) or not isinstance(every, numbers.Real) or not every > 0:
             raise ValueError(f"every must be a positive number of seconds; got {every!r}")
+        total = int(total)
         self.total, self.what, self.every, self.quiet = total, what, every, quiet
         self.label = f"{label}: " if label else ""
         self.out = out
@@ -55,6 +79,8 @@ class Progress:
         """``n`` more units done; print a line if ``every`` seconds passed since the last one."""
         self.done = min(self.done + n, self.total)
         now = time.perf_counter()
+        if self.last is None:  # closed: keep counting, print nothing more
+            return
         if now - self.last >= self.every and self.done < self.total:
             self.last = now
             elapsed = now - self.started
@@ -84,7 +110,27 @@ class Progress:
 
 def progress(iterable, total: int | None = None, what: str = "items", label: str = "",
              every: float = 10.0, expected: float | None = None, quiet: bool = False):
-    """Yield from ``iterable``, counting one unit per item with a :class:`Progress`."""
+    """Yield from ``iterable``, counting one unit per item with a :class:`Progress`.
+
+    Parameters
+    ----------
+    iterable : iterable
+    total : int, optional
+        Its length; default ``len(list(iterable))`` (the items are listed first).
+    what, label, every, expected, quiet
+        As for :class:`Progress`.
+
+    Yields
+    ------
+    The items of ``iterable``.
+
+    Examples
+    --------
+    >>> [x for x in progress(range(2), what="numbers", every=60)]
+    2 numbers to go
+    2 numbers done in 0 s
+    [0, 1]
+    """
     items = list(iterable) if total is None else iterable
     bar = Progress(len(items) if total is None else total, what, label, every, expected, quiet)
     for item in items:

@@ -6,13 +6,16 @@ without bias, log-softmax, and binary (sigmoid) classifiers, each against a hand
 """
 
 import logging
+import os
+import pickle
 import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from toys import CHANNELS, NUM_CLASSES, SIZE, make_backbone, make_flat
+from toys import CHANNELS, NUM_CLASSES, SIZE, make_flat
 
 import camcore
 from camcore import (
@@ -111,6 +114,97 @@ def test_unit_range_opt_in_and_integer_pixels(gap_dense_model, images):
                                   grad_cam(gap_dense_model, whole.astype(np.float32)).maps)
     # an all-black image is valid in either range (the [0, 1] check needs a positive maximum)
     quiet(grad_cam, gap_dense_model, np.zeros((1, SIZE, SIZE, 3), np.float32))
+
+
+def not_pixels(images, kind):
+    """The toy images given as something that is not a batch of pixels."""
+    return {
+        "a file path": "my_photo.jpg",
+        "a Path": Path("photos") / "my_photo.jpg",
+        "a list of paths": ["a.jpg", "b.jpg"],
+        "a list of sizes": [images[0], images[1, :16, :16]],
+        "an object without __array__": object(),
+        "a dict": {"image": images[0]},
+        "an empty list": [],
+    }[kind]
+
+
+NOT_PIXELS = {
+    "a file path": r"^images is a file path \('my_photo\.jpg'\), not pixels\. Load it first: "
+                   r"images, _ = camcore\.load_images\('my_photo\.jpg'\)",
+    "a Path": r"file path \('photos/my_photo\.jpg'\)",
+    "a list of paths": r"a list of file paths, not pixels.*camcore\.load_images\(paths",
+    "a list of sizes": r"a list of 2 arrays of different shapes \(\(16, 16, 3\), \(32, 32, 3\)\): "
+                       r"a batch needs one size",
+    "an object without __array__": r"must be a numpy array \(N, H, W, 3\).*got a object",
+    "a dict": r"must be a numpy array.*got a dict",
+    "an empty list": r"empty batch",
+}
+
+
+@pytest.mark.parametrize("kind", NOT_PIXELS)
+@pytest.mark.parametrize("name,method", ALL_METHODS)
+def test_what_is_not_pixels_is_named(gap_dense_model, images, name, method, kind):
+    with pytest.raises(ValueError, match=NOT_PIXELS[kind]):
+        method(gap_dense_model, not_pixels(images, kind))
+
+
+BAD_RANGES = {  # (pixels, value_range) -> message
+    "uint8 for a [0, 1] model (scores all 1.0 before)": (
+        "uint8", (0, 1), r"integer pixels in 0\.\.2\d\d, but value_range=\(0, 1\) says the "
+                         r"model takes 0\.\.1\. Integer pixels are 0\.\.255: pass "
+                         r"value_range=\(0, 255\), or scale them for a \[0, 1\] model: "
+                         r"images / 255"),
+    "int64 for a [0, 1] model": ("int64", (0, 1), r"integer pixels in 0\.\.2\d\d, but value_r"),
+    "reversed range": ("float", (255, 0), r"value_range must be \(low, high\) with low < high, "
+                                          r"e\.g\. \(0, 255\) or \(0, 1\); got \(255, 0\)"),
+    "empty range": ("float", (0, 0), r"low < high"),
+    "infinite range": ("float", (0, np.inf), r"low < high"),
+    "three numbers": ("float", (0, 1, 2), r"value_range must be two numbers"),
+    "a string": ("float", "0-255", r"value_range must be two numbers"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_RANGES)
+@pytest.mark.parametrize("name,method", ALL_METHODS)
+def test_value_range_is_checked(gap_dense_model, images, name, method, case):
+    kind, value_range, message = BAD_RANGES[case]
+    x = np.round(np.asarray(images) * 100)  # whole values 0..2xx
+    x = x.astype(np.uint8 if kind == "uint8" else np.int64 if kind == "int64" else np.float32)
+    with pytest.raises(ValueError, match=message):
+        method(gap_dense_model, x, value_range=value_range)
+
+
+def test_integer_pixels_within_a_unit_range_are_accepted(gap_dense_model, images):
+    """A binary uint8 mask is valid [0, 1] input: the same maps as its float copy."""
+    x = (np.asarray(images) > 1).astype(np.uint8)
+    np.testing.assert_array_equal(
+        quiet(grad_cam, gap_dense_model, x, value_range=(0, 1)).maps,
+        quiet(grad_cam, gap_dense_model, x.astype(np.float32), value_range=(0, 1)).maps)
+
+
+@pytest.mark.parametrize("name,method", ALL_METHODS)
+def test_one_by_one_map_is_named(images, name, method):
+    """A layer with a 1x1 output: said so, with an earlier layer to choose (not "no channel
+    carries evidence")."""
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu", name="early")(inputs)  # 15x15
+    x = keras.layers.Conv2D(4, 15, activation="relu", name="late")(x)  # 1x1
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    with pytest.raises(ValueError, match=r"layer 'late' gives a 1x1 map \(A is 1x1xK\): a map of "
+                                         r"one position cannot show where.*e\.g\. 'early'"):
+        method(model, images)
+    if name != "CAM":  # CAM needs GAP -> Dense after the layer
+        assert quiet(method, model, images, layer="early").maps.shape == (3, 15, 15)
+
+
+def test_a_1x1_map_found_only_when_run_is_named_too(images):
+    """A model of free input size: the 1x1 map is only known at run time."""
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 32, activation="relu", name="whole")(inputs)  # 1x1 on 32x32
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    with pytest.raises(ValueError, match=r"'whole' gives a 1x1 map.*or larger images"):
+        grad_cam(model, images)
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,40 +378,6 @@ def test_binary_score_cam_uses_sigmoid_probabilities(binary_models, images, c):
     np.testing.assert_allclose(result.channel_weights[0][live], expected[live], atol=1e-5)
 
 
-def test_unbuilt_sequential_model(images):
-    model = keras.Sequential([keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(2)])
-    with pytest.raises(ValueError, match=r"not built.*keras\.Input.*model\.build"):
-        grad_cam(model, images)
-
-
-def test_backbone_called_twice(images):
-    """A backbone called on two views: its layers are not offered, and asking for one says why."""
-    backbone = make_backbone()
-    inputs = keras.Input((SIZE, SIZE, 3))
-    flipped = keras.layers.Lambda(lambda t: t[:, ::-1], name="flip")(inputs)
-    views = [backbone(inputs), backbone(flipped)]
-    pooled = [keras.layers.GlobalAveragePooling2D()(v) for v in views]
-    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Concatenate()(pooled)))
-    with pytest.raises(ValueError) as error:
-        grad_cam(model, images, layer="backbone/conv")
-    message = str(error.value)
-    assert "'backbone' is called 2 times" in message
-    assert "candidates are: flip " in message and "default: 'flip'" in message
-    # the one 4-D layer left (the flip) does not separate the model: said, with nothing to offer
-    with pytest.raises(ValueError, match=r"'flip' does not separate.*No other layer"):
-        grad_cam(model, images)
-
-    # with a merge layer after the two calls, that layer is what is suggested
-    merged = keras.layers.Add(name="merge")(views)
-    model = keras.Model(inputs, keras.layers.Dense(2)(
-        keras.layers.GlobalAveragePooling2D()(merged)))
-    with pytest.raises(ValueError,
-                       match=r"called 2 times.*candidates are: flip, merge \(default: 'merge'\)"):
-        grad_cam(model, images, layer="backbone/conv")
-    assert grad_cam(model, images).layer == "merge"
-
-
 def test_no_retracing_warning_for_several_models_and_layers(images, caplog):
     """Seven models x two layers in one session: TensorFlow never warns about retracing."""
     caplog.set_level(logging.WARNING, logger="tensorflow")
@@ -329,3 +389,36 @@ def test_no_retracing_warning_for_several_models_and_layers(images, caplog):
             for method in (grad_cam, grad_cam_plus_plus):
                 quiet(method, model, images, layer=layer)
     assert "retracing" not in caplog.text
+
+
+# --------------------------------------------------------------------------------------------
+# Files: the legacy PyTorch reader runs no code
+# --------------------------------------------------------------------------------------------
+class RunsCode:
+    """Pickles as a call of os.system: what a crafted .pth file holds."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+@pytest.mark.parametrize("where", ["header", "state dict", "storage keys"])
+def test_legacy_pth_refuses_a_pickle_that_runs_code(tmp_path, where):
+    from camcore.pth import LEGACY_MAGIC, read_legacy_pth
+
+    proof = tmp_path / "ran"
+    evil = RunsCode(f"touch {proof}")
+    parts = [LEGACY_MAGIC, 1001, {"protocol_version": 1001}, {}, []]
+    parts[{"header": 2, "state dict": 3, "storage keys": 4}[where]] = evil
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        for part in parts:
+            pickle.dump(part, f, protocol=2)
+    with pytest.raises(pickle.UnpicklingError, match=(
+            r"evil\.pth: refused to load (posix|nt)\.system: a PyTorch state dict holds only "
+            r"tensors "
+            r".*nothing in it was run")):
+        read_legacy_pth(path)
+    assert not proof.exists()

@@ -530,3 +530,83 @@ def test_no_download_looks_only_in_kagglehub_cache(tmp_path, monkeypatch):
     for v in ("1", "2"):
         write_tiny_dataset(versions / v, per_class=1)
     assert find_dataset(download=False) == versions / "2"
+
+
+# ---------------------------------------------------------------- one path, other formats, bad args
+
+
+@pytest.mark.parametrize("as_type", [str, Path])
+def test_one_path_is_one_image(tiny, as_type):
+    """load_images("my_photo.jpg") iterated over the characters before."""
+    path = next(Path(tiny).rglob("*.jpg"))
+    images, kept = load_images(as_type(path), size=32)
+    reference, _ = load_images([path], size=32)
+    assert images.shape == (1, 32, 32, 3) and kept.tolist() == [0]
+    np.testing.assert_array_equal(images, reference)
+
+
+def test_a_folder_is_not_an_image(tiny):
+    with pytest.raises(ValueError, match=r"is a folder\. List its images, e\.g\. sorted\(Path"):
+        load_images(tiny)
+
+
+def test_webp_is_loaded(tmp_path):
+    """A lossless WebP decodes to exactly its pixels, in the listing and in load_images."""
+    root = write_tiny_dataset(tmp_path, per_class=1)
+    folder = root / "seg_test" / "seg_test" / "sea"
+    (folder / "photo.webp").write_bytes(_encode(".webp", params=(cv2.IMWRITE_WEBP_QUALITY, 101)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paths, _ = list_images(root, "test")
+        assert folder / "photo.webp" in paths
+        images, _ = load_images(folder / "photo.webp", size=150)
+    np.testing.assert_array_equal(images[0], NOISE[..., ::-1])  # encoded as BGR, loaded as RGB
+
+
+def test_webp_this_opencv_cannot_read_is_named(tmp_path, monkeypatch):
+    """An OpenCV without WebP: the files are named, with the fix, not skipped without a word."""
+    path = tmp_path / "photo.webp"
+    path.write_bytes(_encode(".webp"))
+    monkeypatch.setattr(data, "_WEBP", False)
+    monkeypatch.setattr(cv2, "imdecode", lambda buf, flags: None)
+    with pytest.warns(data.UnreadFileWarning, match=r"skipped 1 WebP image\(s\), which this "
+                                                    r"OpenCV build cannot read: photo\.webp\. "
+                                                    r"Convert them to JPEG or PNG"):
+        images, kept = load_images([path], size=32)
+    assert len(images) == 0 and kept.tolist() == []
+
+
+def test_other_files_in_class_folders_are_named(tmp_path):
+    root = write_tiny_dataset(tmp_path, per_class=1)
+    folder = root / "seg_train" / "seg_train" / "forest"
+    (folder / "notes.txt").write_text("hello")
+    (folder / "anim.gif").write_bytes(b"GIF89a")
+    (folder / ".DS_Store").write_bytes(b"")  # hidden: ignored without a word
+    with pytest.warns(data.UnreadFileWarning, match=r"ignored 2 file\(s\) that are not "
+                                                    r"\.jpg/\.jpeg/\.png/\.webp images: "
+                                                    r"forest/anim\.gif, forest/notes\.txt"):
+        paths, _ = list_images(root, "train")
+    assert len(paths) == 6
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"per_class": 2.5}, r"per_class must be an integer >= 1; got 2\.5"),
+    ({"per_class": "3"}, r"per_class must be an integer >= 1; got '3'"),
+    ({"per_class": True}, r"per_class must be an integer >= 1; got True"),
+    ({"fraction": "0.5"}, r"fraction must be a number in \(0, 1\]; got '0\.5'"),
+    ({"per_class": 2, "seed": "abc"}, r"seed must be an integer >= 0 .*; got 'abc'"),
+    ({"per_class": 2, "seed": 1.5}, r"seed must be an integer >= 0"),
+    ({"per_class": 2, "seed": -1}, r"seed must be an integer >= 0"),
+])
+def test_subset_arguments_get_clear_errors(kwargs, message, monkeypatch):
+    with pytest.raises(ValueError, match=message):
+        stratified_subset(LABELS, **kwargs)
+    monkeypatch.setattr(data, "find_dataset", lambda *a, **k: pytest.fail("looked for data"))
+    with pytest.raises(ValueError, match=message):  # before looking for (or downloading) data
+        load_split("test", **kwargs)
+
+
+def test_numpy_integer_subset_arguments_are_accepted():
+    np.testing.assert_array_equal(
+        stratified_subset(LABELS, per_class=np.int64(4), seed=np.int32(1)),
+        stratified_subset(LABELS, per_class=4, seed=1))

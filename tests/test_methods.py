@@ -5,7 +5,12 @@ sub-model, gradients derived analytically from weights chosen by hand, Score-CAM
 loop with OpenCV resizing, and normalisation written out in numpy.
 """
 
+import doctest
+import importlib
+import inspect
+import re
 import warnings
+from pathlib import Path
 
 import cv2
 import keras
@@ -24,7 +29,15 @@ from toys import (
 )
 
 import camcore
-from camcore import EmptyMapWarning, cam, grad_cam, grad_cam_plus_plus, methods, score_cam
+from camcore import (
+    EmptyMapWarning,
+    NearPoleWarning,
+    cam,
+    grad_cam,
+    grad_cam_plus_plus,
+    methods,
+    score_cam,
+)
 
 H = W = SIZE - 2  # the toy target layer: 3x3 "valid" convolution -> 30x30
 Z = H * W
@@ -91,9 +104,11 @@ def score_cam_reference(model, x, classes, a, max_n=None):
 
 
 def run(method, model, x, **kwargs):
-    """Run a method, turning any EmptyMapWarning into an error (these maps must not be empty)."""
+    """Run a method, turning an EmptyMapWarning or NearPoleWarning into an error (these maps must
+    not be empty, and the toys' layers follow a ReLU: no Grad-CAM++ term near its pole)."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", EmptyMapWarning)
+        warnings.simplefilter("error", NearPoleWarning)
         return method(model, x, **kwargs)
 
 
@@ -403,15 +418,6 @@ def test_nested_backbone_gives_same_results(toy_models, images, name, method, va
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
 
 
-@pytest.mark.parametrize("name,method", ALL_METHODS)
-def test_explicit_bare_and_full_layer_names_agree(nested_model, images, name, method):
-    """"conv" (unique, found inside the backbone) and "backbone/conv" are the same layer."""
-    a = run(method, nested_model, images, layer="conv")
-    b = run(method, nested_model, images, layer="backbone/conv")
-    assert a.layer == b.layer == "backbone/conv"
-    np.testing.assert_allclose(a.maps, b.maps, atol=1e-6)
-
-
 @pytest.mark.parametrize("factory", [make_flat, make_nested, make_sequential])
 def test_model_is_not_mutated(factory, images):
     model = factory()
@@ -485,36 +491,6 @@ def test_default_class_is_argmax_and_scores_are_probabilities(toy_models, images
 # --------------------------------------------------------------------------------------------
 # Bad input
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,method", ALL_METHODS)
-def test_unknown_layer_lists_candidates(toy_models, images, name, method):
-    model, _ = toy_models["flat"]
-    with pytest.raises(ValueError, match=r"no layer 'nope'.*candidates are: conv"):
-        method(model, images, layer="nope")
-    nested, _ = toy_models["nested"]
-    with pytest.raises(ValueError, match=r"no layer 'backbone/nope'.*backbone/conv"):
-        method(nested, images, layer="backbone/nope")
-
-
-@pytest.mark.parametrize("name,method", ALL_METHODS)
-def test_non_4d_layer_is_rejected(gap_dense_model, images, name, method):
-    with pytest.raises(ValueError, match=r"'logits' has a 2-D output, not 4-D"):
-        method(gap_dense_model, images, layer="logits")
-
-
-def test_ambiguous_bare_layer_name(images):
-    inputs = keras.Input((SIZE, SIZE, 3))
-    inner_in = keras.Input((SIZE, SIZE, 3))
-    inner = keras.Model(inner_in, keras.layers.Conv2D(4, 3, name="conv")(inner_in),
-                        name="inner")
-    x = keras.layers.Conv2D(4, 1, name="conv")(inner(inputs))
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(inputs, keras.layers.Dense(2)(x))
-    with pytest.raises(ValueError, match="ambiguous"):
-        grad_cam(model, images, layer="conv")
-    # the full path picks one
-    assert grad_cam(model, images, layer="inner/conv").layer == "inner/conv"
-
-
 @pytest.mark.parametrize("name,method", ALL_METHODS)
 def test_bad_images(gap_dense_model, images, name, method):
     with pytest.raises(ValueError, match="batch"):
@@ -718,7 +694,8 @@ def test_score_cam_weights_by_hand(chunk):
     counts = []
     w = methods.score_cam_weights(a, class_probability, chunk=chunk, progress=counts.append)
     np.testing.assert_allclose(w, [[0.1, 0.0, 0.3]])
-    assert 1 not in scored and sum(counts) == 2
+    assert 1 not in scored
+    assert counts == ([2, 1] if chunk > 1 else [1, 1, 1])  # 2 scored, then 1 skipped: all done
     np.testing.assert_allclose(methods.score_cam_weights(a, class_probability, max_n=1,
                                                          chunk=chunk), [[0.0, 0.0, 0.3]])
 
@@ -791,13 +768,232 @@ def test_hires_cam_sums_to_the_first_order_term():
     np.testing.assert_array_equal(classes, [1, 2])
 
 
-def test_grad_cam_plus_plus_alpha_is_constant_on_gap_dense_and_varies_elsewhere(
+def test_grad_cam_plus_plus_gamma_is_constant_on_gap_dense_and_varies_elsewhere(
         gap_dense_model, images, mix_model):
     a, g, _ = camcore.methods.activations_and_gradients(gap_dense_model, images)
-    alpha = camcore.methods.grad_cam_plus_plus_alpha(a, g).numpy()
-    np.testing.assert_allclose(alpha, alpha[:, :1, :1, :] * np.ones_like(alpha), rtol=1e-5)
+    gamma = camcore.methods.grad_cam_plus_plus_gamma(a, g).numpy()
+    np.testing.assert_allclose(gamma, gamma[:, :1, :1, :] * np.ones_like(gamma), rtol=1e-5)
     model = mix_model[0]
     x = np.random.default_rng(5).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
     a, g, _ = camcore.methods.activations_and_gradients(model, x, classes=0, layer="conv")
-    alpha = camcore.methods.grad_cam_plus_plus_alpha(a, g).numpy()
-    assert alpha.std(axis=(1, 2)).max() > 0.01
+    gamma = camcore.methods.grad_cam_plus_plus_gamma(a, g).numpy()
+    assert gamma.std(axis=(1, 2)).max() > 0.01
+
+
+# --------------------------------------------------------------------------------------------
+# Grad-CAM++ near the pole of gamma
+# --------------------------------------------------------------------------------------------
+def test_pole_share_by_hand():
+    """One channel, S = -4: g = 0.4975 gives 2 + S g = 0.01 (gamma = 100, term 49.75); g = 0.1
+    gives 1.6 (term 0.0625); a negative g adds no term (ReLU)."""
+    a = np.array([-1.0, -3.0, 0.0]).reshape(1, 1, 3, 1)
+    g = np.array([0.4975, 0.1, -0.3]).reshape(1, 1, 3, 1)
+    share = methods.grad_cam_plus_plus_pole_share(a, g)
+    np.testing.assert_allclose(share, [49.75 / (49.75 + 0.0625)])
+    assert methods.grad_cam_plus_plus_pole_share(a, g, margin=0.005)[0] == 0.0
+    # the terms are those of the weight: sum = 49.75 + 0.0625 in both
+    np.testing.assert_allclose(methods.grad_cam_plus_plus_weights(a, g), [[49.8125]], rtol=1e-6)
+    # after a ReLU (A >= 0) no positive gradient reaches the pole; no weight at all gives 0
+    assert methods.grad_cam_plus_plus_pole_share(np.abs(a), g)[0] == 0.0
+    assert methods.grad_cam_plus_plus_pole_share(a, np.zeros_like(g))[0] == 0.0
+
+
+@pytest.fixture(scope="module")
+def signed_layer_model():
+    """Input(4x4x3) -> Conv2D("conv", 2, 1x1, linear: signed A) -> Flatten -> Dense("logits", 2).
+
+    dy_c/dA[i, j, k] = kernel[(4 i + j) 2 + k, c] exactly. For image 0 the class-0 gradient at
+    position (0, 0) of channel 0 is set to g* = (0.01 - 2) / S_0, so 2 + S_0 g* = 0.01: a term
+    near the pole of gamma, 100 times the size of the others. Class 1 has small gradients only.
+    """
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 4, 3))
+    a = keras.layers.Conv2D(2, 1, name="conv")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(
+        keras.layers.Flatten()(a)), name="signed")
+    x = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype(np.float32)
+    conv = np.array([[0.01, -0.01], [-0.03, 0.01], [0.0, 0.01]], np.float32)  # RGB -> 2
+    model.get_layer("conv").set_weights([conv.reshape(1, 1, 3, 2), np.zeros(2, np.float32)])
+    a0 = keras.Model(inputs, a)(x[:1]).numpy()[0, :, :, 0]
+    assert a0.min() < 0 < a0.max() and a0.sum() < 0  # signed, S_0 < 0: g* > 0
+    s0 = float(a0.sum())
+    kernel = np.random.default_rng(1).uniform(-1e-3, 1e-3, (32, 2)).astype(np.float32)
+    kernel[0, 0] = (0.01 - 2) / s0
+    model.get_layer("logits").set_weights([kernel, np.zeros(2, np.float32)])
+    return model, x, kernel
+
+
+def test_near_pole_terms_are_warned(signed_layer_model):
+    model, x, kernel = signed_layer_model
+    a, g, _ = methods.activations_and_gradients(model, x, classes=0)
+    np.testing.assert_allclose(g, np.broadcast_to(kernel[:, 0].reshape(4, 4, 2), g.shape),
+                               rtol=1e-6)
+    share = methods.grad_cam_plus_plus_pole_share(a, g)
+    assert share[0] > 0.9 and share[1] < 0.01  # image 1 has another S_0: far from the pole
+    with pytest.warns(NearPoleWarning, match=r"image\(s\) \[0\], \d+% \(at most\) of the weight "
+                                             r"comes from terms near the pole"):
+        grad_cam_plus_plus(model, x, classes=0)
+    with pytest.warns(NearPoleWarning, match=r"image\(s\) \[1\]"):  # named in the whole batch
+        grad_cam_plus_plus(model, x[::-1], classes=0, batch_size=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NearPoleWarning)
+        grad_cam_plus_plus(model, x, classes=1)
+        grad_cam(model, x, classes=0)  # only Grad-CAM++ has gamma
+
+
+# --------------------------------------------------------------------------------------------
+# Mixed precision
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def mixed_float16():
+    """The global policy set to mixed_float16 for one test, then put back."""
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy(before)
+
+
+@pytest.mark.parametrize("name,method", ALL_METHODS)
+def test_mixed_precision_model(gap_dense_model, images, mixed_float16, name, method):
+    """A model built under mixed_float16 computes in float16 inside; camcore takes A, g and y
+    in float32, and the maps agree with the float32 model's within float16 precision."""
+    model = copy_weights(gap_dense_model, make_flat())
+    assert model.get_layer("conv").compute_dtype == "float16"
+    half, full = run(method, model, images), run(method, gap_dense_model, images)
+    assert half.maps.dtype == half.channel_weights.dtype == np.float32
+    np.testing.assert_array_equal(half.classes, full.classes)
+    difference = np.abs(half.maps - full.maps).max()
+    assert 0 < difference < 5e-3  # float16 ran (not 0), to a few of its steps of 1e-3
+    np.testing.assert_allclose(half.channel_weights, full.channel_weights, rtol=0,
+                               atol=3e-3 * np.abs(full.channel_weights).max())
+    np.testing.assert_allclose(half.scores, full.scores, atol=2e-3)
+
+
+# --------------------------------------------------------------------------------------------
+# Progress lines
+# --------------------------------------------------------------------------------------------
+CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")  # any control character but the newline
+
+
+def test_score_cam_progress_lines_are_plain(score_models, images, capsys, monkeypatch):
+    model = score_models["flat"]
+    run(score_cam, model, images)  # 3 images x 8 channels = 24 masked images: no lines
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(methods, "PROGRESS_AFTER", 10)
+    run(score_cam, model, images, progress=False)
+    assert capsys.readouterr().out == ""
+    run(score_cam, model, images)  # 24 > 10: the start and the end (the DEAD channel counted)
+    out = capsys.readouterr().out
+    assert CONTROL.search(out) is None
+    assert out.splitlines() == ["Score-CAM: 24 masked images to go",
+                                "Score-CAM: 24 masked images done in 0 s"]
+    run(grad_cam, model, np.concatenate([images] * 4))  # 12 images > 10: images counted
+    assert capsys.readouterr().out.splitlines() == ["Grad-CAM: 12 images to go",
+                                                    "Grad-CAM: 12 images done in 0 s"]
+
+
+# --------------------------------------------------------------------------------------------
+# One call shape, one registry
+# --------------------------------------------------------------------------------------------
+def test_every_method_has_the_one_call_shape():
+    shared = ["model", "images", "classes", "layer", "batch_size", "value_range", "progress"]
+    for name, method in camcore.METHODS.items():
+        parameters = inspect.signature(method).parameters
+        assert list(parameters)[:7] == shared, name
+        assert method.method.name == name
+    assert list(inspect.signature(score_cam).parameters)[7:] == ["max_n"]
+    assert list(camcore.METHODS) == ["CAM", "Grad-CAM", "Grad-CAM++", "Score-CAM", "HiResCAM",
+                                     "LayerCAM"]
+
+
+def contributing_example():
+    """The Python block of CONTRIBUTING.md's "Adding a method" section, as source text."""
+    text = (Path(__file__).resolve().parents[1] / "CONTRIBUTING.md").read_text()
+    section = text.split("## Adding a method", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 1, "the section holds one Python example"
+    return blocks[0]
+
+
+def test_the_contributing_example_adds_a_method(gap_dense_model, images, mix_model):
+    """The worked example (XGrad-CAM) registers, runs, and gives its formula's answer:
+    alpha_k^c = sum_ij (A^k_ij / sum_ab A^k_ab) g^kc_ij, which is Grad-CAM's weight wherever g is
+    the same at every position (a GAP -> Dense head)."""
+    namespace = {}
+    try:
+        exec(contributing_example(), namespace)
+        xgrad_cam = namespace["xgrad_cam"]
+        for function in (namespace["xgrad_cam_weights"], xgrad_cam):  # their examples run
+            for test in doctest.DocTestFinder().find(function, "example", globs={
+                    **namespace, "model": gap_dense_model, "images": images * 100}):
+                doctest.DocTestRunner().run(test, out=lambda text: pytest.fail(text))
+        assert camcore.METHODS["XGrad-CAM"] is xgrad_cam
+        assert "Parameters" in xgrad_cam.__doc__ and "Examples" in xgrad_cam.__doc__
+        np.testing.assert_allclose(run(xgrad_cam, gap_dense_model, images).maps,
+                                   run(grad_cam, gap_dense_model, images).maps, atol=1e-5)
+        model = mix_model[0]
+        x = np.random.default_rng(5).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
+        a, g, _ = methods.activations_and_gradients(model, x, classes=1, layer="conv")
+        alpha = (a / a.sum(axis=(1, 2), keepdims=True) * g).sum(axis=(1, 2))
+        result = run(xgrad_cam, model, x, classes=1, layer="conv")
+        np.testing.assert_allclose(result.channel_weights, alpha, rtol=1e-4, atol=1e-9)
+        np.testing.assert_allclose(result.maps, normalise(relu_sum(alpha, a)), atol=1e-5)
+        assert not np.allclose(alpha, g.mean(axis=(1, 2)), rtol=0.05)  # not Grad-CAM here
+    finally:
+        camcore.METHODS.pop("XGrad-CAM", None)
+
+
+def test_registration_refuses_a_taken_name_and_unknown_options(gap_dense_model, images):
+    with pytest.raises(ValueError, match="'Grad-CAM' is already registered"):
+        methods.register("Grad-CAM", gradients=True)(lambda batch: batch.gradients)
+    with pytest.raises(TypeError, match="grad_cam\\(\\) got an unexpected keyword argument "
+                                        "'max_n'"):
+        grad_cam(gap_dense_model, images, max_n=3)
+
+
+# --------------------------------------------------------------------------------------------
+# Documentation: numpydoc sections, and examples that run
+# --------------------------------------------------------------------------------------------
+GENERAL_MODULES = ["checks", "methods", "model_split", "metrics", "overlay", "sanity", "data",
+                   "pth", "progress"]
+
+
+def public_functions(module):
+    return [(name, obj) for name, obj in vars(module).items()
+            if not name.startswith("_") and inspect.isfunction(obj)
+            and obj.__module__ == module.__name__]
+
+
+@pytest.mark.parametrize("module_name", GENERAL_MODULES)
+def test_public_functions_have_numpydoc_sections(module_name):
+    module = importlib.import_module(f"camcore.{module_name}")
+    missing = []
+    for name, function in public_functions(module):
+        doc = inspect.getdoc(function) or ""
+        sections = ["Parameters\n---", "Examples\n---",
+                    "Yields\n---" if inspect.isgeneratorfunction(function) else "Returns\n---"]
+        missing += [f"{name}: {s.split()[0]}" for s in sections if s not in doc]
+    assert not missing, missing
+
+
+@pytest.fixture(scope="module")
+def doctest_globals(gap_dense_model, nested_model, images, tmp_path_factory):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    return {"camcore": camcore, "np": np, "tf": tf, "keras": keras, "model": gap_dense_model,
+            "nested_model": nested_model, "images": images * 100,  # raw pixels, 0..250
+            "split_model": camcore.split_model, "tmp": tmp_path_factory.mktemp("doctest")}
+
+
+@pytest.mark.parametrize("module_name", GENERAL_MODULES)
+def test_docstring_examples_run(module_name, doctest_globals):
+    module = importlib.import_module(f"camcore.{module_name}")
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tests = finder.find(module, globs={**vars(module), **doctest_globals})
+    assert sum(len(t.examples) for t in tests) >= 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyMapWarning)
+        for test in tests:
+            runner.run(test, out=lambda text: pytest.fail(text))

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from camcore import metrics
 from camcore.metrics import (
     auc,
     average_drop,
@@ -87,12 +88,103 @@ def test_auc_and_win_percent_by_hand():
     assert increase_in_confidence([0.5, 0.8], [0.25, 0.9]) == 50.0
 
 
-def test_heatmaps_must_match_the_images(mask_model):
-    white = np.full((2, SIZE, SIZE, 3), 255.0)
-    with pytest.raises(ValueError, match="heatmaps must be"):
-        explanation_scores(mask_model, white, random_maps(2)[:, :4], 0)
-    with pytest.raises(ValueError, match="heatmaps must be"):
-        explanation_scores(mask_model, white, 2 * random_maps(2), 0)
+# --------------------------------------------------------------------------------------------
+# Misuse: every case answered with the cause and the fix
+# --------------------------------------------------------------------------------------------
+Y, O = np.array([0.8, 0.5, 0.9, 0.6]), np.array([0.4, 0.6, 0.9, 0.3])
+NAN = np.array([0.8, np.nan, 0.9, 0.6])
+SCORE_MISUSE = {  # call -> the message it must raise
+    "drop, o of 1 image (broadcast before)": (lambda: average_drop(Y, O[:1]),
+                                              r"o has 1 values but the other argument 4"),
+    "win, o_b of 1 image (broadcast before)": (lambda: win_percent(O, O[:1]),
+                                               r"o_b has 1 values but the other argument 4"),
+    "drop, lengths 4 and 3": (lambda: average_drop(Y, O[:3]), r"o has 3 values.*4"),
+    "increase, lengths 4 and 3": (lambda: increase_in_confidence(Y, O[:3]), r"o has 3 values"),
+    "drop, empty": (lambda: average_drop([], []), r"y is empty: there are no images"),
+    "drop, Y = 0 (NaN before)": (lambda: average_drop([0.0, 0.5], [0.1, 0.4]),
+                                 r"y #0: Y = 0.*undefined"),
+    "drop, NaN": (lambda: average_drop(NAN, O), r"y #1: NaN or infinite"),
+    "drop, logits given": (lambda: average_drop(Y * 5, O), r"probabilities p_c in \[0, 1\].*"
+                                                          r"Logits\?"),
+    "drop, 2-D": (lambda: average_drop(Y[None], O[None]), r"one value per image, a 1-D array"),
+    "drop, strings": (lambda: average_drop(["a", "b"], O[:2]), r"y must be numbers; got list"),
+    "bootstrap, NaN ((nan, nan) before)": (lambda: metrics.bootstrap_ci(NAN),
+                                           r"values #1: NaN or infinite"),
+    "bootstrap, level 0": (lambda: metrics.bootstrap_ci(Y, level=0),
+                           r"level must be a number in \(0, 1\]; got 0"),
+    "bootstrap, n_resamples 1.5": (lambda: metrics.bootstrap_ci(Y, n_resamples=1.5),
+                                   r"n_resamples must be an integer >= 1"),
+    "bootstrap, seed 'abc'": (lambda: metrics.bootstrap_ci(Y, seed="abc"),
+                              r"seed must be an integer >= 0"),
+    "paired, NaN": (lambda: metrics.paired_difference(NAN, Y), r"a #1: NaN"),
+    "paired, lengths": (lambda: metrics.paired_difference(Y, Y[:3]), r"b has 3 values"),
+    "top fraction, a 2-D map": (lambda: metrics.top_fraction_masks(random_maps(1)[0], 0.5),
+                                r"one map of shape \(8, 8\)\. Add a batch axis"),
+    "top fraction, 0": (lambda: metrics.top_fraction_masks(random_maps(2), 0),
+                        r"fraction must be a number in \(0, 1\]"),
+    "top fraction, '0.5'": (lambda: metrics.top_fraction_masks(random_maps(2), "0.5"),
+                            r"fraction must be a number"),
+    "top fraction, keeps nothing": (lambda: metrics.top_fraction_masks(random_maps(2), 0.001),
+                                    r"keeps no pixel: give at least 0\.0078"),
+    "top fraction, NaN map": (lambda: metrics.top_fraction_masks(np.full((1, 4, 4), np.nan),
+                                                                 0.5), r"NaN or infinite"),
+    "auc, one point": (lambda: auc([1.0]), r"at least 2 points"),
+}
+
+
+@pytest.mark.parametrize("case", SCORE_MISUSE)
+def test_score_misuse_is_answered(case):
+    call, message = SCORE_MISUSE[case]
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+WHITE = np.full((2, SIZE, SIZE, 3), 255.0)
+NAN_MAPS = np.where(np.arange(2 * SIZE * SIZE).reshape(2, SIZE, SIZE) == 9, np.nan,
+                    random_maps(2))
+MODEL_MISUSE = {  # (function, heatmaps, classes, keyword arguments) -> message
+    "7x7 maps, not heatmaps": (random_maps(2)[:, :7, :7], 0, {},
+                               r"heatmaps are 7x7; the images are 8x8\. These look like the maps"
+                               r".*result\.heatmaps"),
+    "NaN heatmaps (curves before)": (NAN_MAPS, 0, {}, r"heatmaps: NaN or infinite values \(1 "),
+    "heatmaps above 1": (2 * random_maps(2), 0, {}, r"heatmaps values span .*outside \[0, 1\]"),
+    "heatmaps of 1 image for 2": (random_maps(1), 0, {}, r"1 heatmaps for 2 images"),
+    "class 7 of 2 (IndexError before)": (random_maps(2), 7, {},
+                                         r"class index 7 is out of range: the model has 2 "
+                                         r"classes"),
+    "classes None": (random_maps(2), None, {}, r"classes must be given here.*result\.classes"),
+    "classes of 3 for 2 images": (random_maps(2), [0, 1, 1], {}, r"one int or 2 ints"),
+    "step 0 (the default before)": (random_maps(2), 0, {"step": 0},
+                                    r"step must be an integer >= 1; got 0"),
+    "step 2.5": (random_maps(2), 0, {"step": 2.5}, r"step must be an integer >= 1; got 2\.5"),
+    "empty batch": (random_maps(2)[:0], 0, {}, r"empty batch"),
+}
+
+
+@pytest.mark.parametrize("function, case", [
+    (f, case) for f in ("explanation_scores", "deletion_insertion", "road")
+    for case in MODEL_MISUSE if f == "deletion_insertion" or "step" not in case])
+def test_model_metric_misuse_is_answered(mask_model, function, case):
+    heatmaps, classes, kwargs, message = MODEL_MISUSE[case]
+    images = WHITE[:len(heatmaps)] if case == "empty batch" else WHITE
+    with pytest.raises(ValueError, match=message):
+        getattr(metrics, function)(mask_model, images, heatmaps, classes, **kwargs)
+
+
+@pytest.mark.parametrize("fractions, message", [
+    ((), r"non-empty sequence"), (0.5, r"non-empty sequence"), ("0.5", "non-empty sequence"),
+    ((0.1, 0), r"each of fractions must be a number in \(0, 1\]; got 0"),
+    ((0.1, 1.5), r"got 1\.5"), ((0.1, np.nan), r"got nan")])
+def test_road_fractions_are_checked(mask_model, fractions, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.road(mask_model, WHITE, random_maps(2), 0, fractions, progress=False)
+
+
+def test_class_probabilities_checks_classes(mask_model):
+    with pytest.raises(ValueError, match=r"class index 2 is out of range"):
+        class_probabilities(mask_model, WHITE, [0, 2])
+    np.testing.assert_allclose(class_probabilities(mask_model, WHITE, [0, 1]),
+                               mask_model(WHITE).numpy()[[0, 1], [0, 1]], atol=1e-6)
 
 
 def test_bootstrap_ci_known_answers(rng):

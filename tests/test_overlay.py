@@ -79,17 +79,32 @@ def test_non_square_image_is_not_transposed():
     assert (out[0] == colour(1.0)).all() and (out[-1] == colour(0.0)).all()
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -0.01, 1.0001])
-def test_heatmap_must_be_finite_and_in_unit_range(image, bad):
+@pytest.mark.parametrize("bad, message", [
+    (np.nan, r"^heatmap: NaN or infinite values \(1 of them\)"),
+    (np.inf, r"^heatmap: NaN or infinite"),
+    (-0.01, r"^heatmap values span -0\.01\.\.0, outside \[0, 1\]: normalise them first"),
+    (1.0001, r"^heatmap values span 0\.\.1\.0001, outside \[0, 1\]")])
+def test_heatmap_must_be_finite_and_in_unit_range(image, bad, message):
     heatmap = np.zeros((20, 30))
     heatmap[3, 4] = bad
-    with pytest.raises(ValueError, match=r"finite and in \[0, 1\]"):
+    with pytest.raises(ValueError, match=message):
         overlay(image, heatmap)
+    in_grid = message.replace("^heatmap", r"^images\[1\] \(a 2-D array, drawn as a heatmap\)")
+    with pytest.raises(ValueError, match=in_grid):
+        show_grid([image, heatmap])  # not clipped silently by imshow's vmin, vmax
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, np.nan, "0.4", None])
+def test_alpha_must_be_in_unit_range(image, alpha):
+    with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\]; got"):
+        overlay(image, np.zeros((20, 30)), alpha=alpha)
 
 
 def test_bad_shapes(image):
-    with pytest.raises(ValueError, match="2-D"):
+    with pytest.raises(ValueError, match=r"non-empty 2-D map \(h, w\); got shape \(1, 20, 30\)"):
         overlay(image, np.zeros((1, 20, 30)))
+    with pytest.raises(ValueError, match=r"non-empty 2-D map \(h, w\); got shape \(0, 0\)"):
+        overlay(image, np.zeros((0, 0)))
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         overlay(image[..., :1], np.zeros((20, 30)))
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
@@ -129,3 +144,28 @@ def test_show_grid_layout(rng, n, kwargs, shape):
 def test_show_grid_needs_one_title_per_image(rng):
     with pytest.raises(ValueError, match="3 images but 2 titles"):
         show_grid([rng.uniform(0, 1, (4, 4))] * 3, titles=["a", "b"])
+
+
+def test_show_grid_needs_images():
+    with pytest.raises(ValueError, match="show_grid got no images"):
+        show_grid([])
+
+
+@pytest.mark.parametrize("n, row_titles, ncols, rows", [
+    (6, ["a", "b", "c"], 3, 2),   # 6 images, 3 per row: 2 rows, not 3
+    (12, ["a", "b", "c", "d", "e"], None, 4),  # 12 / 5 rounded up: 3 per row, 4 rows
+    (4, ["a"], 2, 2),
+])
+def test_row_titles_must_match_the_rows(rng, n, row_titles, ncols, rows):
+    images = [rng.uniform(0, 1, (4, 4)) for _ in range(n)]
+    with pytest.raises(ValueError, match=rf"{len(row_titles)} row titles for {rows} rows "
+                                         rf"\({n} images, \d+ per row\): give one title per row"):
+        show_grid(images, row_titles=row_titles, ncols=ncols)
+
+
+def test_show_grid_bad_entries(rng):
+    with pytest.raises(ValueError, match=r"images\[0\] has shape \(1, 4, 4, 3\): show_grid "
+                                         r"draws RGB images"):
+        show_grid([np.zeros((1, 4, 4, 3))])
+    with pytest.raises(ValueError, match=r"ncols must be an integer >= 1; got 0"):
+        show_grid([rng.uniform(0, 1, (4, 4))], ncols=0)

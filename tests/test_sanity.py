@@ -98,6 +98,65 @@ def test_ssim_matches_scikit_image(rng):
     assert sanity.ssim(a, a) == pytest.approx(1.0)
 
 
-def test_ssim_rejects_maps_of_different_shapes():
-    with pytest.raises(ValueError, match="2-D maps of one shape"):
-        sanity.ssim(np.zeros((8, 8)), np.zeros((8, 9)))
+@pytest.mark.parametrize("a, b, message", [
+    (np.zeros((12, 12)), np.zeros((12, 13)), r"a and b must have one shape; got \(12, 12\) and "
+                                             r"\(12, 13\)"),
+    (np.zeros((7, 7)), np.zeros((7, 7)), r"at least 11x11.*got 7x7\. Compare the heatmaps"),
+    (np.zeros((2, 12, 12)), np.zeros((2, 12, 12)), r"two 2-D maps"),
+    (np.full((12, 12), np.nan), np.zeros((12, 12)), r"a: NaN or infinite"),
+])
+def test_ssim_misuse(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        sanity.ssim(a, b)
+
+
+@pytest.mark.parametrize("a, b, message", [
+    (np.zeros((7, 7)), np.zeros((7, 8)), r"a and b must have one shape"),
+    (np.zeros((7, 7)), np.full((7, 7), np.inf), r"b: NaN or infinite"),
+])
+def test_spearman_misuse(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        sanity.spearman(a, b)
+
+
+def preprocessing_model():
+    """Normalization (data statistics, no initialiser) -> DepthwiseConv2D -> SeparableConv2D ->
+    GAP -> Dense: the layers whose weights are not all called "kernel_initializer"'s."""
+    inputs = keras.Input((8, 8, 3))
+    norm = keras.layers.Normalization(name="norm")
+    norm.adapt(np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3)))
+    x = keras.layers.DepthwiseConv2D(3, name="dw_conv")(norm(inputs))
+    x = keras.layers.SeparableConv2D(4, 3, name="sep_conv")(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="logits")(
+        keras.layers.GlobalAveragePooling2D()(x)))
+
+
+def test_cascading_randomization_with_preprocessing_and_depthwise_layers():
+    """A Normalization layer (AttributeError 'depthwise_initializer' before) is left as it is;
+    depthwise and separable kernels are drawn again from their own initialisers."""
+    model = preprocessing_model()
+    trained = [w + 0.5 for w in model.get_weights()]  # away from any initial value
+    model.set_weights(trained)
+    norm_before = [w.copy() for w in model.get_layer("norm").get_weights()]
+    assert [g for g, _ in sanity.layer_groups(model)] == ["logits", "sep", "dw"]
+    steps = list(sanity.cascading_randomization(model))
+    randomised = steps[-1][1]
+    for a, b in zip(randomised.get_layer("norm").get_weights(), norm_before):
+        np.testing.assert_array_equal(a, b)  # statistics of the data: untouched
+    dw_kernel, dw_bias = randomised.get_layer("dw_conv").get_weights()
+    depthwise, pointwise, sep_bias = randomised.get_layer("sep_conv").get_weights()
+    # Glorot uniform: |w| <= sqrt(6 / (fan_in + fan_out)); 3x3 depthwise on 3 channels: fans
+    # 27 and 9; the 1x1 pointwise kernel from 3 to 4 channels: fans 3 and 4
+    limits = [np.sqrt(6 / 36), np.sqrt(6 / 36), np.sqrt(6 / 7)]
+    trained_kernels = [trained[3], trained[5], trained[6]]
+    for kernel, before, limit in zip((dw_kernel, depthwise, pointwise), trained_kernels, limits):
+        assert kernel.shape == before.shape
+        assert np.abs(kernel).max() <= limit < np.abs(before).max()  # drawn again, not kept
+        assert len(np.unique(kernel)) == kernel.size  # random, not a constant
+    np.testing.assert_array_equal(dw_bias, 0.0)
+    np.testing.assert_array_equal(sep_bias, 0.0)
+
+
+def test_cascading_randomization_checks_its_seed():
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0"):
+        next(sanity.cascading_randomization(staged_model(), seed="abc"))
