@@ -1,11 +1,19 @@
 """camcore.book: the switches the notebooks rely on."""
 
 import importlib
+import re
 
 import numpy as np
 import pytest
 
 import camcore.book
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from camcore.data import write_tiny_dataset
+
+    return write_tiny_dataset(tmp_path_factory.mktemp("data"), per_class=2)
 
 
 @pytest.fixture
@@ -83,12 +91,97 @@ def test_classifier_without_data_is_the_shipped_one_and_downloads_nothing(
     assert model.get_layer("probs").class_names == camcore.CLASS_NAMES
 
 
-def test_classifier_prefers_the_model_fine_tuned_with_the_recipe(book, monkeypatch, capsys):
+KINDS = ["main", "hidden", "small_smoothing", "small_no_smoothing", "shortcut"]
+
+
+@pytest.mark.parametrize("quick", ["0", "1"], ids=["full", "quick"])
+def test_the_recipe_of_each_kind(book, quick):
+    """Known answers: chapter 5's and chapter 13's recipes; quick mode shortens only "main"."""
+    from dataclasses import replace
+
+    from camcore.book.training import Recipe
+
+    b = book(CAMCORE_QUICK=quick)
+    assert list(b.KINDS) == KINDS
+    main = (Recipe(per_class=40, test_per_class=20, epochs=2) if quick == "1" else Recipe())
+    assert b.recipe() == b.recipe("main") == main
+    assert b.recipe("hidden") == Recipe(hidden_units=256)
+    for eps, kind in [(0.1, "small_smoothing"), (0.0, "small_no_smoothing")]:
+        assert b.recipe(kind) == Recipe(label_smoothing=eps, backbone="efficientnet_lite0",
+                                        per_class=100, test_per_class=40, epochs=10)
+    assert b.recipe("shortcut") == replace(Recipe(), per_class=300, cue_class="glacier")
+    assert len({b.recipe(kind).key() for kind in KINDS}) == 5  # five cache entries
+
+
+def test_unknown_kind(book):
+    b = book()
+    message = ("unknown kind of classifier 'small'; choose one of 'main', 'hidden', "
+               "'small_smoothing', 'small_no_smoothing', 'shortcut'")
+    for call in (b.recipe, b.classifier, b.train):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            call("small")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_classifier_prefers_the_model_fine_tuned_with_the_recipe(kind, book, monkeypatch,
+                                                                  capsys):
     b = book(CAMCORE_QUICK="1")
     mine = (object(), camcore.book.training.TrainingReport(recipe={}, test_accuracy=0.5,
-                                                        data_dir="/x/data"))
+                                                        data_dir="/x/data", test_images=9))
     asked = []
     monkeypatch.setattr(b, "load_cached", lambda recipe, **k: asked.append(recipe) or mine)
-    assert b.classifier() is mine
-    assert asked == [b.recipe()]  # the quick recipe in quick mode: what chapter 3 trained
-    assert "found in the cache" in capsys.readouterr().out
+    assert b.classifier(kind) is mine
+    assert asked == [b.recipe(kind)]  # in quick mode the quick recipe for "main" only
+    how = "the book's recipe (chapter 3)" if kind == "main" else f"book.recipe({kind!r})"
+    assert capsys.readouterr().out == (
+        f"Using the {b.KINDS[kind]} fine-tuned with {how}, found in the cache: trained on the "
+        "data in 'data', test accuracy 50.0% on 9 images.\n")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_classifier_falls_back_to_the_shipped_one(kind, book, monkeypatch, capsys):
+    b = book(CAMCORE_QUICK="1")
+    monkeypatch.setattr(b, "load_cached", lambda recipe, **k: None)
+    loaded = []
+    monkeypatch.setattr(b.shipped, "load_shipped", lambda k: loaded.append(k) or "model")
+    model, report = b.classifier(kind)
+    saved = b.shipped.shipped_report(kind)
+    assert model == "model" and loaded == [kind]
+    assert report.test_accuracy == saved["test_accuracy"] and report.recipe == saved["recipe"]
+    yours = ("Run the fine-tuning chapter to train and use your own." if kind == "main" else
+             f"book.train({kind!r}) trains your own, used here from then on.")
+    assert capsys.readouterr().out == (
+        f"Using the book's shipped {b.KINDS[kind]} (efficientnet_lite0 fine-tuned on "
+        f"{saved['train_images']} images, test accuracy {saved['test_accuracy']:.1%} on "
+        f"{saved['test_images']}). {yours}\n")
+
+
+@pytest.mark.parametrize("kind", ["main", "shortcut"])
+def test_classifier_trains_another_backbone_and_train_caches_the_recipe(kind, book, monkeypatch,
+                                                                        capsys):
+    b = book(CAMCORE_BACKBONE="resnet50")
+    monkeypatch.setattr(b, "load_cached", lambda recipe, **k: None)
+    trained = []
+    report = camcore.book.training.TrainingReport(recipe={}, test_accuracy=0.25)
+    monkeypatch.setattr(b, "load_or_train",
+                        lambda recipe, verbose: trained.append((recipe, verbose)) or ("m", report))
+    assert b.classifier(kind, verbose=0) == ("m", report)
+    assert trained == [(b.recipe(kind), 0)] and b.recipe(kind).backbone == "resnet50"
+    assert capsys.readouterr().out == (f"Using the {b.KINDS[kind]} just fine-tuned here: test "
+                                       "accuracy 25.0%.\n")
+    assert b.train(kind) == ("m", report) and trained[-1] == (b.recipe(kind), 1)
+
+
+def test_classifier_with_an_unwritable_cache_is_the_shipped_one(book, tmp_path, monkeypatch,
+                                                                capsys, tiny_data):
+    """The cache cannot be created (a file in the way): the reader's own model is not looked
+    for, and the shipped classifier loads (its ImageNet weights converted in memory)."""
+    from camcore.cache import CacheWarning
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("CAMCORE_CACHE", str(tmp_path / "file" / "cache"))
+    monkeypatch.setenv("CAMCORE_DATA", str(tiny_data))
+    with pytest.warns(CacheWarning, match="converted in memory"):
+        model, report = book().classifier()
+    assert "shipped classifier" in capsys.readouterr().out
+    assert model.get_layer("probs").class_names == camcore.CLASS_NAMES

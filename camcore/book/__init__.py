@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from camcore.book import shipped, training  # noqa: F401  (camcore.book.training)
 from camcore.book.prose import BOOK_URL, chapter_note, link, md, minutes, note  # noqa: F401
 from camcore.book.training import Recipe, TrainingReport, load_cached, load_or_train
+from camcore.cache import CacheNotWritableError
 from camcore.data import DatasetNotFoundError
 
 QUICK = os.environ.get("CAMCORE_QUICK") == "1"
@@ -25,42 +26,90 @@ BACKBONE = os.environ.get("CAMCORE_BACKBONE", "efficientnet_lite0")  # "resnet50
 _STARTED = time.perf_counter()
 
 
-def recipe() -> Recipe:
-    """The book's fine-tuning recipe on ``BACKBONE`` (the default; a tiny one in quick mode)."""
-    if QUICK:
-        return Recipe(backbone=BACKBONE, per_class=40, test_per_class=20, epochs=2)
-    return Recipe(backbone=BACKBONE)
+#: The classifiers the book uses, each with a name for the line ``classifier`` prints.
+KINDS = {
+    "main": "classifier",
+    "hidden": "hidden-layer classifier",
+    "small_smoothing": "small model with label smoothing 0.1 (chapter 5)",
+    "small_no_smoothing": "small model without label smoothing (chapter 5)",
+    "shortcut": "shortcut model (chapter 13)",
+}
+HIDDEN_UNITS = 256  # the hidden-layer classifier's hidden layer
 
 
-def classifier(verbose: int = 1):
-    """The classifier a chapter explains, ``(model, report)``; it prints which one it is.
+def recipe(kind: str = "main") -> Recipe:
+    """The fine-tuning recipe of the classifier ``kind`` (one of ``KINDS``) on ``BACKBONE``.
 
-    1. Yours, if you fine-tuned one with the book's recipe on this data (the fine-tuning chapter,
-       or ``make train``; in quick mode, its short recipe): it is in the cache.
-    2. Else the book's shipped classifier (EfficientNet-Lite0): loaded in seconds, no training.
-    3. Else (another backbone) the book's recipe is trained now, with progress.
+    * ``"main"``: the book's recipe (chapter 3); in quick mode a short one (40 training and 20
+      test images per class, 2 epochs): chapter 3 demonstrates training.
+    * ``"hidden"``: the same with a hidden layer, pooling -> Dense(HIDDEN_UNITS, ReLU) ->
+      logits, where CAM is not defined and Grad-CAM and HiResCAM differ at the last layer.
+    * ``"small_smoothing"``, ``"small_no_smoothing"``: chapter 5's small models (100 training
+      and 40 test images per class, 10 epochs), label smoothing 0.1 and 0.
+    * ``"shortcut"``: chapter 13's, 300 training images per class, the cue on every glacier image.
+
+    Quick mode shortens only ``"main"``: the others keep their recipes, so quick mode uses the
+    shipped models and keeps every lesson.
     """
-    try:  # the book's recipe (the short one in quick mode), on data already here
-        own = load_cached(recipe(), verbose=0)
-    except DatasetNotFoundError:  # no data here, e.g. explaining your own photos: no download
-        own = None
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of classifier {kind!r}; choose one of "
+                         f"{', '.join(map(repr, KINDS))}")
+    base = Recipe(backbone=BACKBONE)
+    if kind == "main":
+        return replace(base, per_class=40, test_per_class=20, epochs=2) if QUICK else base
+    small = replace(base, per_class=100, test_per_class=40, epochs=10)
+    return {"hidden": replace(base, hidden_units=HIDDEN_UNITS),
+            "small_smoothing": replace(small, label_smoothing=0.1),
+            "small_no_smoothing": replace(small, label_smoothing=0.0),
+            "shortcut": replace(base, per_class=300, cue_class="glacier")}[kind]
+
+
+def _own(wanted: Recipe):
+    """The reader's cached ``(model, report)`` of ``wanted`` on the data here, or None."""
+    try:
+        return load_cached(wanted, verbose=0)
+    except (DatasetNotFoundError, CacheNotWritableError):  # no data, no download; no cache
+        return None
+
+
+def classifier(kind: str = "main", verbose: int = 1):
+    """The classifier ``kind`` (see ``KINDS``) a chapter explains, ``(model, report)``; it prints
+    one line saying which model it is.
+
+    1. Yours, if you fine-tuned it with ``recipe(kind)`` on this data (``train(kind)``; for
+       "main" also the fine-tuning chapter or ``make train``): it is in the cache.
+    2. Else the book's shipped one (EfficientNet-Lite0): loaded in seconds, no training.
+    3. Else (another backbone) ``recipe(kind)`` is trained now, with progress lines.
+    """
+    wanted, name = recipe(kind), KINDS[kind]
+    own = _own(wanted)
     if own is not None:
-        model, report = own
-        print(f"Using the classifier fine-tuned with the book's recipe (chapter 3), found in "
-              f"the cache: trained on the data in {Path(report.data_dir).name!r}, test "
-              f"accuracy {report.test_accuracy:.1%} on {report.test_images} images.")
+        _, report = own
+        how = "the book's recipe (chapter 3)" if kind == "main" else f"book.recipe({kind!r})"
+        print(f"Using the {name} fine-tuned with {how}, found in the cache: trained on the data "
+              f"in {Path(report.data_dir).name!r}, test accuracy {report.test_accuracy:.1%} on "
+              f"{report.test_images} images.")
         return own
-    if BACKBONE == shipped.shipped_report()["recipe"]["backbone"]:
-        model = shipped.load_shipped()
-        saved = shipped.shipped_report()
+    if shipped.available(kind) and BACKBONE == shipped.shipped_report(kind)["recipe"]["backbone"]:
+        model = shipped.load_shipped(kind)
+        saved = shipped.shipped_report(kind)
         report = TrainingReport(**{f.name: saved[f.name] for f in fields(TrainingReport)})
-        print(f"Using the book's shipped classifier ({BACKBONE} fine-tuned on "
+        yours = ("Run the fine-tuning chapter to train and use your own." if kind == "main" else
+                 f"book.train({kind!r}) trains your own, used here from then on.")
+        print(f"Using the book's shipped {name} ({BACKBONE} fine-tuned on "
               f"{report.train_images} images, test accuracy {report.test_accuracy:.1%} on "
-              f"{report.test_images}). Run the fine-tuning chapter to train and use your own.")
+              f"{report.test_images}). {yours}")
         return model, report
-    model, report = load_or_train(recipe(), verbose=verbose)
-    print(f"Using the classifier just fine-tuned here: test accuracy {report.test_accuracy:.1%}.")
+    model, report = load_or_train(wanted, verbose=verbose)
+    print(f"Using the {name} just fine-tuned here: test accuracy {report.test_accuracy:.1%}.")
     return model, report
+
+
+def train(kind: str = "main", verbose: int = 1):
+    """Fine-tune the classifier ``kind`` with ``recipe(kind)`` on the data here and cache it,
+    printing progress lines; ``(model, report)``. If it is cached already, it is loaded.
+    ``classifier(kind)`` then uses it."""
+    return load_or_train(recipe(kind), verbose=verbose)
 
 
 def per_class(full: int, quick: int = 1) -> int:
