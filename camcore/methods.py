@@ -865,7 +865,8 @@ def grad_cam_plus_plus(batch: LayerBatch):
     if near.size:
         warnings.warn(
             f"Grad-CAM++ at {batch.split.layer!r}: for image(s) "
-            f"{(near + batch.offset)[:10].tolist()}, {share[near].max():.0%} (at most) of the "
+            f"{(near + batch.offset)[:10].tolist()}{', ...' if near.size > 10 else ''} "
+            f"({near.size} of {len(share)}), {share[near].max():.0%} (at most) of the "
             "weight comes from terms near the pole of gamma_ij^kc = 1 / (2 + S_k g) "
             f"(|2 + S_k g| < {POLE_MARGIN}, S_k = sum_ab A^k_ab): there float32 rounding moves "
             "the weights, so the map is not stable. This happens at layers with signed "
@@ -901,7 +902,8 @@ def score_cam(batch: LayerBatch, max_n=None):
                      tf.constant(channel_idx), tf.gather(batch.classes, image_idx)).numpy()
 
     return score_cam_weights(batch.activations.numpy(), class_probability,
-                             _max_n(batch.split, max_n), batch.batch_size, batch.progress.add)
+                             _max_n(batch.split, max_n), batch.batch_size,
+                             None if batch.progress is None else batch.progress.add)
 
 
 def _max_n(split: SplitModel, max_n) -> int:

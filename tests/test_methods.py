@@ -830,7 +830,8 @@ def test_near_pole_terms_are_warned(signed_layer_model):
                                rtol=1e-6)
     share = methods.grad_cam_plus_plus_pole_share(a, g)
     assert share[0] > 0.9 and share[1] < 0.01  # image 1 has another S_0: far from the pole
-    with pytest.warns(NearPoleWarning, match=r"image\(s\) \[0\], \d+% \(at most\) of the weight "
+    with pytest.warns(NearPoleWarning, match=r"image\(s\) \[0\] \(1 of 2\), \d+% \(at most\) of "
+                                             r"the weight "
                                              r"comes from terms near the pole"):
         grad_cam_plus_plus(model, x, classes=0)
     with pytest.warns(NearPoleWarning, match=r"image\(s\) \[1\]"):  # named in the whole batch
@@ -997,3 +998,19 @@ def test_docstring_examples_run(module_name, doctest_globals):
         warnings.simplefilter("ignore", EmptyMapWarning)
         for test in tests:
             runner.run(test, out=lambda text: pytest.fail(text))
+
+
+def test_the_general_part_never_imports_the_book():
+    """camcore/*.py (the general explainer) sits below camcore/book/: no import points up."""
+    import ast
+
+    package = Path(camcore.__file__).parent
+    upward = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) and node.module else [])
+            upward += [f"{path.name}: {n}" for n in names
+                       if n.startswith("camcore.book") or n == "camcore.book"]
+    assert not upward, upward
