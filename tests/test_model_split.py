@@ -95,6 +95,10 @@ def test_layers_above_list_every_head_layer_once(nested_model):
     assert [l.name for l in split_model(model, "conv").layers_above] == ["mix", "gap", "logits"]
     assert [l.name for l in split_model(model).layers_above] == ["gap", "logits"]
     assert [l.name for l in split_model(nested_model).layers_above] == ["gap", "logits"]
+    for split in (split_model(model, "conv"), split_model(nested_model)):  # what callers dug out
+        dug_out = [l for part in split.head_parts for l in part.layers
+                   if not isinstance(l, keras.layers.InputLayer)]
+        assert split.layers_above == dug_out
 
 
 def test_wrapped_classifier_logits_are_found_inside(gap_dense_model, images):
