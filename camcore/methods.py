@@ -858,7 +858,9 @@ def grad_cam_plus_plus(batch: LayerBatch):
     near it are large, change sign across it, and are moved by float32 rounding. When more than
     10 % of an image's weight comes from terms with |2 + S_k g| < 0.05, a
     :class:`NearPoleWarning` names the images (``grad_cam_plus_plus_pole_share`` gives the
-    share). After a ReLU (A >= 0) this cannot happen.
+    share). After a ReLU (A >= 0) this cannot happen. At the book's 28x28 block output
+    (``efficientnet_lite0/block3b_add``, signed) the median share over 24 test images was a
+    third, and one of the 24 maps changed completely between float32 and float64.
     """
     share = grad_cam_plus_plus_pole_share(batch.activations, batch.gradients)
     near = np.flatnonzero(share > POLE_SHARE)
