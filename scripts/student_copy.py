@@ -3,13 +3,13 @@
     python scripts/student_copy.py [SOURCE] [DEST]      # defaults: chapters _build/student
     make student
 
-Exercises use sphinx-exercise's gated solutions: a Markdown cell starting with
-```{solution-start} <label>``` (or :::{solution-start}), any cells, then a Markdown cell with
-{solution-end}; every cell of the block, both gating cells included, carries the tag "solution".
-This script drops every cell tagged "solution" and, as a safety net, every cell from a
-solution-start directive to its solution-end even if untagged. An unmatched or nested directive
-is an error naming the notebook and the cell (exit status 1), and nothing is written. The
-folders images/ and data/ beside the notebooks are copied too, so that the copy renders.
+Every numbered chapter notebook (``NN_*.ipynb``, the introduction included) is copied with its
+outputs and execution counts cleared and every cell tagged ``solution`` left out: the solutions
+in prose (a Markdown ``<details>`` block) and in code (a folded ``# @title Solution`` cell). As a
+safety net, an *untagged* cell that looks like a solution is an error naming the notebook and the
+cell (exit status 1), and nothing is written. The prose cells stay: they compute their sentences
+when the student runs the notebook. The folders images/ and data/ beside the notebooks are
+copied too, so that the copy renders.
 """
 
 import argparse
@@ -21,47 +21,27 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-START = re.compile(r"^\s*(`{3,}|:{3,})\{solution-start\}", re.MULTILINE)
-END = re.compile(r"^\s*(`{3,}|:{3,})\{solution-end\}", re.MULTILINE)
+LOOKS_LIKE_SOLUTION = re.compile(r"<summary>\s*Solution|^# @title Solution", re.I | re.M)
 ASSETS = ("images", "data")
 
 
 class SolutionError(ValueError):
-    """A solution-start without its solution-end, or the other way round."""
-
-
-def where(path, index, cell):
-    return f"{path}, cell {index} (id {cell.get('id', '?')})"
+    """A cell that holds a solution but is not tagged ``solution``."""
 
 
 def student_cells(nb, path):
     """The cells a student sees: no solution, no outputs, no execution counts."""
-    kept, opened = [], None  # opened: (index, cell) of the solution-start being skipped
+    kept = []
     for index, cell in enumerate(nb.cells):
-        is_md = cell.cell_type == "markdown"
-        starts = is_md and bool(START.search(cell.source))
-        ends = is_md and bool(END.search(cell.source))
-        if starts and opened is not None:
-            raise SolutionError(f"{where(path, index, cell)}: {{solution-start}} inside the "
-                                f"solution opened at {where(path, *opened)}")
-        if ends and not starts and opened is None:
-            raise SolutionError(f"{where(path, index, cell)}: {{solution-end}} without a "
-                                "{solution-start} before it")
-        if starts and not ends:
-            opened = (index, cell)
+        if "solution" in cell.metadata.get("tags", []):
             continue
-        if ends:
-            opened = None
-            continue
-        if opened is not None or "solution" in cell.metadata.get("tags", []):
-            continue
+        if LOOKS_LIKE_SOLUTION.search(cell.source):
+            raise SolutionError(f"{path}, cell {index} (id {cell.get('id', '?')}): looks like a "
+                                "solution but is not tagged 'solution'; tag it")
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         cell.metadata.pop("execution", None)  # nbclient's timings
         kept.append(cell)
-    if opened is not None:
-        raise SolutionError(f"{where(path, *opened)}: {{solution-start}} has no matching "
-                            "{solution-end}")
     return kept
 
 
