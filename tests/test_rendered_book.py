@@ -8,6 +8,7 @@ written to _build/screenshots/ for people to look at.
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,19 +111,64 @@ def test_some_chapters_have_solutions():
 
 @pytest.mark.parametrize("page_name", SOLUTION_PAGES)
 def test_solutions_stay_folded_until_clicked(built_book, server, browser, page_name):
-    """Every solution's text is hidden when the page opens, and shown by a click on its title."""
+    """Every solution (a <details> block in prose, a folded code cell) is closed when the page
+    opens, its text hidden, and a click on its summary shows it."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(f"{server}/chapters/{page_name}.html", wait_until="networkidle")
-    solutions = page.locator("div.solution")
-    assert solutions.count() > 0, f"{page_name}: no rendered solution"
-    for i in range(solutions.count()):
-        solution = solutions.nth(i)
-        body = solution.locator(":scope > :not(.admonition-title)")
-        assert body.count() > 0
-        shown = [body.nth(k).is_visible() for k in range(body.count())]
-        assert not any(shown), f"{page_name}: solution {i} is visible before a click"
-        solution.locator(".admonition-title").click()
-        page.wait_for_timeout(200)
+    folded = page.locator("article details")
+    assert folded.count() > 0, f"{page_name}: no folded solution"
+    texts = page.locator("article").inner_text()
+    assert "Exercise" in texts, f"{page_name}: exercises not shown"
+    for i in range(folded.count()):
+        block = folded.nth(i)
+        assert block.get_attribute("open") is None, f"{page_name}: block {i} open at first"
+        body = block.locator(":scope > :not(summary)")
+        if body.count() == 0:
+            continue
+        assert not any(body.nth(k).is_visible() for k in range(body.count())), \
+            f"{page_name}: block {i} is visible before a click"
+        block.locator(":scope > summary").first.click()
+        page.wait_for_timeout(100)
         assert any(body.nth(k).is_visible() for k in range(body.count())), \
-            f"{page_name}: solution {i} does not open"
+            f"{page_name}: block {i} does not open"
+    page.close()
+
+
+def notebook_images(path: Path) -> int:
+    """How many figures Jupyter shows for a notebook (nbconvert's HTML, Jupyter's renderer)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(path, as_version=4))
+    return body.count('<img src="data:image/')
+
+
+@pytest.mark.parametrize("page_name", FIGURE_CHAPTERS)
+def test_the_notebook_shows_every_figure_of_the_web_page(built_book, page_name):
+    """Colab and JupyterLab readers see at least the figures the web page shows."""
+    _, html = built_book
+    web = (html / "chapters" / f"{page_name}.html").read_text()
+    article = web[web.find("<article"):web.rfind("</article>")]
+    web_figures = len([src for src in re.findall(r'<img[^>]+src="([^"]+)"', article)
+                       if not src.endswith(".svg")])
+    assert notebook_images(ROOT / "chapters" / f"{page_name}.ipynb") >= web_figures
+
+
+def test_a_notebook_as_jupyterlab_renders_it(browser, tmp_path):
+    """One chapter exported as Jupyter renders it (nbconvert's lab template), opened in Chromium:
+    prose computed by code reads as text, and a screenshot shows it."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    path = ROOT / "chapters" / "05_grad_cam.ipynb"
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(path, as_version=4))
+    out = tmp_path / "05_grad_cam.html"
+    out.write_text(body)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(out.as_uri(), wait_until="load")
+    text = page.locator("body").inner_text()
+    assert "{glue" not in text and ":::" not in text
+    assert "After this chapter you can" in text
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "jupyterlab_05_grad_cam.png"), full_page=False)
     page.close()
