@@ -18,6 +18,7 @@ already uses. Both are copied beside the deck, which can be opened from disk or 
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import html
 import importlib.metadata
@@ -51,7 +52,9 @@ def _math(content: str, options: dict) -> str:
 MARKDOWN = (MarkdownIt("commonmark", {"html": True}).enable("table")
             .use(dollarmath_plugin, renderer=_math, double_inline=True)
             .use(amsmath_plugin))
-ROLE = re.compile(r"\{[\w:.-]+\}`([^`]*)`")  # a MyST role, e.g. {cite:p}`key`: its text stays
+ROLE = re.compile(r"\{([\w:.-]+)\}`([^`]*)`")  # a MyST role, e.g. {cite:p}`key`
+LABEL = re.compile(r"^\([\w:.-]+\)=[ \t]*$", re.M)  # a MyST target, (name)=
+BIB = ROOT / "references.bib"
 DIRECTIVE = re.compile(r"^(`{3,}|:{3,})\{([\w:.-]+)\}[^\n]*\n(.*?)^\1[ \t]*$", re.M | re.S)
 
 
@@ -61,9 +64,54 @@ def _directive(match: re.Match) -> str:
     return f"$$\n{body.strip()}\n$$\n" if name == "math" else body
 
 
-def markdown_html(text: str) -> str:
-    """A Markdown cell's text as HTML: CommonMark, tables, $ and $$ math, MyST roles as text."""
-    return MARKDOWN.render(ROLE.sub(r"\1", DIRECTIVE.sub(_directive, text)))
+def citations(bib: Path = BIB) -> dict:
+    """``{key: ("Zhou et al.", "2016")}`` from a BibTeX file: what a slide shows for a citation."""
+    found = {}
+    for key, body in re.findall(r"@\w+\{([^,\s]+),(.*?)\n\}", bib.read_text(), re.S):
+        authors = re.search(r"author\s*=\s*\{(.*)\},?\s*$", body, re.M)[1].split(" and ")
+        year = re.search(r"year\s*=\s*\{?(\d{4})", body)[1]
+        surnames = [a.split(",")[0].strip("{} ") for a in authors]
+        others = " et al." if len(surnames) > 2 else "".join(f" and {n}" for n in surnames[1:])
+        found[key] = (surnames[0] + others, year)
+    return found
+
+
+def glued(notebook) -> dict:
+    """The values a notebook glues (myst-nb), by name: what its {glue} roles show."""
+    values = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            text = output.get("data", {}).get("application/papermill.record/text/plain")
+            if name and text is not None:
+                try:
+                    values[name] = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    values[name] = text
+    return values
+
+
+def _role(match: re.Match, glue: dict, bib: dict) -> str:
+    """A MyST role as text: a glued value, a citation, else the role's own text."""
+    name, content = match[1], match[2]
+    if name.startswith("glue"):
+        key, _, spec = content.partition(":")
+        if key not in glue:
+            raise ValueError(f"{{glue}}`{key}` on a slide, but the notebook glues no {key!r}")
+        return format(glue[key], spec)
+    if name.startswith("cite"):
+        cited = [bib.get(key.strip(), (key.strip(), "")) for key in content.split(",")]
+        if name == "cite:t":
+            return "; ".join(f"{names} ({year})" for names, year in cited)
+        return "(" + "; ".join(f"{names}, {year}" for names, year in cited) + ")"
+    return re.sub(r"\s*<[^>]*>$", "", content)  # {ref}`text <target>`: the text
+
+
+def markdown_html(text: str, glue: dict | None = None, bib: dict | None = None) -> str:
+    """A Markdown cell's text as HTML: CommonMark, tables, $ and $$ math; MyST roles become text
+    (glued values from ``glue``, citations from ``bib``), targets and directive options go."""
+    text = LABEL.sub("", DIRECTIVE.sub(_directive, text))
+    return MARKDOWN.render(ROLE.sub(lambda m: _role(m, glue or {}, bib or {}), text))
 
 
 def chapter_title(notebook) -> str:
@@ -71,7 +119,7 @@ def chapter_title(notebook) -> str:
         if cell.cell_type == "markdown":
             found = re.search(r"^#\s+(.+)$", cell.source, re.M)
             if found:
-                return ROLE.sub(r"\1", found[1]).strip()
+                return ROLE.sub(r"\2", found[1]).strip()
     return "Untitled"
 
 
@@ -79,9 +127,10 @@ def tagged(cell) -> bool:
     return TAG in cell.get("metadata", {}).get("tags", [])
 
 
-def chapter_slides(path: Path, figures: Path) -> tuple[str, list[str]]:
+def chapter_slides(path: Path, figures: Path, bib: dict) -> tuple[str, list[str]]:
     """A notebook's title (HTML) and slides: a title slide, then one per tagged cell (or none)."""
     notebook = nbformat.read(path, as_version=4)
+    glue = glued(notebook)
     cells = [cell for cell in notebook.cells if tagged(cell)]
     title = html.escape(chapter_title(notebook))
     if not cells:
@@ -90,7 +139,7 @@ def chapter_slides(path: Path, figures: Path) -> tuple[str, list[str]]:
     slides = [f'<section class="chapter"><h2>{title}</h2>{source}</section>']
     for n, cell in enumerate(cells, 1):
         if cell.cell_type == "markdown":
-            body = f'<div class="text">{markdown_html(cell.source)}</div>'
+            body = f'<div class="text">{markdown_html(cell.source, glue, bib)}</div>'
         else:
             images = []
             for k, output in enumerate(cell.get("outputs", [])):
@@ -177,7 +226,8 @@ def build(notebooks: list[Path], out: Path, title: str) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    chapters = [chapter_slides(path, out / "figures") for path in notebooks]
+    bib = citations() if BIB.is_file() else {}
+    chapters = [chapter_slides(path, out / "figures", bib) for path in notebooks]
     chapters = [(name, slides) for name, slides in chapters if slides]
     contents = "".join(f"<li>{name}</li>" for name, _ in chapters)
     opening = (f"<section><h2>{html.escape(title)}</h2><p>Slides for the workshop: the cells "
