@@ -68,11 +68,13 @@ def citations(bib: Path = BIB) -> dict:
     """``{key: ("Zhou et al.", "2016")}`` from a BibTeX file: what a slide shows for a citation."""
     found = {}
     for key, body in re.findall(r"@\w+\{([^,\s]+),(.*?)\n\}", bib.read_text(), re.S):
-        authors = re.search(r"author\s*=\s*\{(.*)\},?\s*$", body, re.M)[1].split(" and ")
-        year = re.search(r"year\s*=\s*\{?(\d{4})", body)[1]
-        surnames = [a.split(",")[0].strip("{} ") for a in authors]
+        author = re.search(r"author\s*=\s*\{(.*)\},?\s*$", body, re.M)
+        year = re.search(r"year\s*=\s*\{?(\d{4})", body)
+        if author is None or year is None:  # a citation without them shows its key
+            continue
+        surnames = [a.split(",")[0].strip("{} ") for a in author[1].split(" and ")]
         others = " et al." if len(surnames) > 2 else "".join(f" and {n}" for n in surnames[1:])
-        found[key] = (surnames[0] + others, year)
+        found[key] = (surnames[0] + others, year[1])
     return found
 
 

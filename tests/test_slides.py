@@ -110,6 +110,31 @@ def test_math_and_roles_become_text_for_mathjax():
     assert "\\[x^2\\]" in directive and "label" not in directive
 
 
+def test_glued_values_and_citations_are_filled_in():
+    glue = {"ch5_gap": 2.384e-07, "ch5_verdict": "confirms"}
+    bib = {"selvaraju2017gradcam": ("Selvaraju et al.", "2017")}
+    text = ("(ch5-x)=\nGap {glue:text}`ch5_gap:.1e`, it {glue:}`ch5_verdict` "
+            "{cite:p}`selvaraju2017gradcam`; {cite:t}`selvaraju2017gradcam`, {ref}`see <ch5-x>`")
+    assert slides.markdown_html(text, glue, bib) == (
+        "<p>Gap 2.4e-07, it confirms (Selvaraju et al., 2017); Selvaraju et al. (2017), see</p>\n")
+    with pytest.raises(ValueError, match="glues no 'missing'"):
+        slides.markdown_html("{glue:text}`missing`", glue, bib)
+
+
+def test_glue_read_from_the_notebook():
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("glue()")])
+    notebook.cells[0].outputs = [nbformat.v4.new_output(
+        "display_data", data={"application/papermill.record/text/plain": "0.125"},
+        metadata={"scrapbook": {"name": "x", "mime_prefix": "application/papermill.record/"}})]
+    assert slides.glued(notebook) == {"x": 0.125}
+
+
+def test_citations_of_the_books_bibliography():
+    bib = slides.citations()
+    assert bib["zhou2016cam"] == ("Zhou et al.", "2016")
+    assert len(bib) == (ROOT / "references.bib").read_text().count("\n@") + 1
+
+
 def test_tagged_code_cell_without_figure_is_an_error(tmp_path):
     notebook = nbformat.v4.new_notebook(cells=[cell("code", "print(1)", tags=["slide"])])
     nbformat.write(notebook, tmp_path / "bad.ipynb")
