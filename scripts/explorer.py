@@ -8,9 +8,9 @@ images chapter 8 shows (the first two of each class in its grids):
 * its six class probabilities from the book's classifier (``book.classifier()``);
 * for its top-1 and top-2 classes, the low-resolution map of each method at the 7x7, 14x14 and
   28x28 layers of chapter 9 (CAM at 7x7 only: it needs the Dense layer right after the pooling).
-  Score-CAM scores every channel (no top-k variant). A map is stored as 8-bit numbers, round(255
-  m) row by row, base64-encoded; the page upsamples it bilinearly, renormalises it and blends it
-  in OpenCV's jet colours over the image, as ``camcore.overlay`` does;
+  Score-CAM scores every channel (no top-k variant). A map L^c is stored as 8-bit numbers,
+  round(255 L^c) row by row, base64-encoded; the page upsamples it bilinearly, renormalises it
+  and blends it in OpenCV's jet colours over the image, as ``camcore.overlay`` does;
 * Grad-CAM++'s pole share at each layer, for each of the two classes: the part of its weight
   that float32 rounding moves (``camcore.methods.grad_cam_plus_plus_pole_share``); above the
   share at which camcore warns, the page says that the map is not stable.
@@ -50,9 +50,9 @@ ALPHA = 0.4  # camcore.overlay's default blend
 WEBP_QUALITY = 80  # about 13 kB an image at 224x224
 
 
-def encode_map(m: np.ndarray) -> str:
-    """A [0, 1] map as base64 of its 8-bit values round(255 m), row by row."""
-    return base64.b64encode(np.round(255 * np.asarray(m, np.float64)).astype(np.uint8)
+def encode_map(L: np.ndarray) -> str:
+    """A [0, 1] map L^c as base64 of its 8-bit values round(255 L^c), row by row."""
+    return base64.b64encode(np.round(255 * np.asarray(L, np.float64)).astype(np.uint8)
                             .tobytes()).decode("ascii")
 
 
@@ -168,7 +168,7 @@ def main():
     args.out.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, separators=(",", ":"))
     args.out.write_text(text)
-    print(f"wrote {args.out.relative_to(ROOT)}: {len(text.encode()) / 1024:.0f} kB, in "
+    print(f"wrote {args.out}: {len(text.encode()) / 1024:.0f} kB, in "
           f"{(time.perf_counter() - start) / 60:.1f} min")
 
 

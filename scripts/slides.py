@@ -38,7 +38,8 @@ OUT = ROOT / "_build" / "slides"
 TAG = "slide"
 IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/svg+xml": "svg"}
 REVEAL_FILES = ["LICENSE", "dist/reset.css", "dist/reveal.css", "dist/reveal.js",
-                "dist/theme/white.css", "dist/theme/fonts/source-sans-pro"]
+                "dist/theme/white.css", "dist/theme/fonts/source-sans-pro/*.css",
+                "dist/theme/fonts/source-sans-pro/*.woff"]  # browsers take the WOFF fonts
 MATHJAX_FILES = ["tex-svg.js", "input/tex/extensions"]  # the extensions MathJax loads on demand
 
 
@@ -169,13 +170,17 @@ def copy_assets(out: Path):
         "sphinx-mathjax-offline/static/mathjax")
     for root, files, target in [(Path(str(reveal)), REVEAL_FILES, out / "reveal"),
                                 (Path(str(mathjax)), MATHJAX_FILES, out / "mathjax")]:
-        for name in files:
-            source, dest = root / name, target / name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                shutil.copytree(source, dest, dirs_exist_ok=True)
-            else:
-                shutil.copy2(source, dest)
+        for pattern in files:
+            sources = sorted(root.glob(pattern))
+            if not sources:
+                raise FileNotFoundError(f"{root / pattern}: the package's layout changed")
+            for source in sources:
+                dest = target / source.relative_to(root)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if source.is_dir():
+                    shutil.copytree(source, dest, dirs_exist_ok=True)
+                else:
+                    shutil.copy2(source, dest)
 
 
 PAGE = """<!DOCTYPE html>
