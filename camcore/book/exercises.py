@@ -31,6 +31,7 @@ the verdict when the call is the cell's last line.
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 import inspect
 import re
@@ -44,13 +45,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from camcore.methods import cam_weights, grad_cam_weights, layer_cam_weights, score_cam_masks
+from camcore.methods import (
+    cam_weights,
+    grad_cam_plus_plus_gamma,
+    grad_cam_weights,
+    layer_cam_weights,
+    score_cam_masks,
+)
 from camcore.model_split import split_model
-
-try:
-    from camcore.methods import grad_cam_plus_plus_gamma
-except ImportError:  # camcore before the rename of Grad-CAM++'s position weight
-    from camcore.methods import grad_cam_plus_plus_alpha as grad_cam_plus_plus_gamma
 
 __all__ = ["check_average_drop", "check_cam_map", "check_grad_cam_plus_plus_gamma",
            "check_grad_cam_weights", "check_layer_cam_fusion", "check_layer_cam_weights",
@@ -113,20 +115,22 @@ def _is_none(node) -> bool:
         isinstance(node, ast.Name) and node.id == "NotImplemented")
 
 
+def _idle(statement) -> bool:
+    """A stub's statement: pass, a docstring, return None, raise NotImplemented(Error)."""
+    if isinstance(statement, ast.Return):
+        return statement.value is None or _is_none(statement.value)
+    if isinstance(statement, ast.Raise):
+        return "NotImplemented" in ast.unparse(statement)
+    return isinstance(statement, ast.Pass) or (isinstance(statement, ast.Expr)
+                                               and isinstance(statement.value, ast.Constant))
+
+
 def _is_stub(fn) -> bool | None:
-    """True if ``fn`` does nothing (pass, a docstring, return None, raise NotImplementedError),
-    None if its source cannot be read."""
+    """True if ``fn`` does nothing but what a stub does; None if its source cannot be read."""
     node = _function_node(fn)
     if node is None:
         return None
-    if isinstance(node, ast.Lambda):
-        return _is_none(node.body)
-
-    def idle(s):
-        return (isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(
-            s.value, ast.Constant)) or (isinstance(s, ast.Return) and (s.value is None or _is_none(
-                s.value))) or (isinstance(s, ast.Raise) and "NotImplemented" in ast.unparse(s)))
-    return all(idle(s) for s in node.body)
+    return _is_none(node.body) if isinstance(node, ast.Lambda) else all(map(_idle, node.body))
 
 
 def _raised_not_implemented(error: Exception) -> bool:
@@ -286,7 +290,7 @@ def _check(fn, cases, formula: str, shape_note: str, hint: str, none_hint=None,
         right = got is not None and _judge(got, case, formula, shape_note, rescaled, rtol, atol)
         _note_if_changed(models)
         if not right:
-            if i and got is not None:
+            if i:
                 print(f"  (your function passed the first test case; this one has {case.label}.)")
             return False
     print(f"✓ correct: {formula}")
@@ -294,8 +298,9 @@ def _check(fn, cases, formula: str, shape_note: str, hint: str, none_hint=None,
 
 
 def _fresh(*args):
-    """A function giving fresh copies of the arrays in ``args`` (other values as they are)."""
-    return lambda: tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
+    """A function giving fresh copies of ``args``: a function that writes into its inputs
+    (an array, a list of arrays) cannot change the next call's."""
+    return lambda: copy.deepcopy(args)
 
 
 def _rng(seed):
@@ -340,28 +345,24 @@ def _nearest(m, size, half_pixel: bool):
     return _f64(m)[..., rows[:, None], cols]
 
 
-_UPSAMPLING = [
-    (True, "you upsampled with corner-aligned bilinear interpolation (align_corners=True); the "
-           "exercise, like camcore, tf.image.resize and cv2.resize, puts the pixel centres at "
-           "half-pixel positions: tf.image.resize(m[..., None], size)[..., 0]."),
-    ("nearest", "you upsampled with nearest-neighbour interpolation; use bilinear: "
-                "tf.image.resize(..., method='bilinear') or cv2.resize(..., interpolation="
-                "cv2.INTER_LINEAR)."),
-    ("bicubic", "you upsampled with bicubic interpolation; use bilinear: tf.image.resize(..., "
-                "method='bilinear') or cv2.resize(..., interpolation=cv2.INTER_LINEAR)."),
-]
+_BILINEAR = ("use bilinear: tf.image.resize(..., method='bilinear') or cv2.resize(..., "
+             "interpolation=cv2.INTER_LINEAR).")
+_CORNERS = ("you upsampled with corner-aligned bilinear interpolation (align_corners=True); the "
+            "exercise, like camcore, tf.image.resize and cv2.resize, puts the pixel centres at "
+            "half-pixel positions: tf.image.resize(m[..., None], size)[..., 0].")
 
 
-def _upsampling_mistakes(m, size, then=lambda up: up):
-    """The wrong upsamplings of ``m`` (N, h, w) or (h, w) to ``size``, each passed to ``then``."""
-    m32 = np.asarray(m, np.float32)
-    stack = m32.reshape(-1, *m32.shape[-2:])
-    tf_cubic = tf.image.resize(stack[..., None], size, method="bicubic").numpy()[..., 0]
-    cv_cubic = np.stack([cv2.resize(s, size[::-1], interpolation=cv2.INTER_CUBIC) for s in stack])
-    ups = {True: [_resize(m, size, corners=True)],
-           "nearest": [_nearest(m, size, True), _nearest(m, size, False)],
-           "bicubic": [_f64(u).reshape(*m.shape[:-2], *size) for u in (tf_cubic, cv_cubic)]}
-    return [(then(up), message) for key, message in _UPSAMPLING for up in ups[key]]
+def _wrong_upsamplings(m, size) -> list:
+    """``(Up(m), message)`` for the typical wrong upsamplings of ``m`` (..., h, w) to ``size``:
+    corner-aligned bilinear, nearest neighbour (TensorFlow's, OpenCV's), bicubic (both)."""
+    stack = np.asarray(m, np.float32).reshape(-1, *np.shape(m)[-2:])
+    cubic = [tf.image.resize(stack[..., None], size, method="bicubic").numpy()[..., 0],
+             np.stack([cv2.resize(s, size[::-1], interpolation=cv2.INTER_CUBIC) for s in stack])]
+    nearest = f"you upsampled with nearest-neighbour interpolation; {_BILINEAR}"
+    return [(_resize(m, size, corners=True), _CORNERS),
+            (_nearest(m, size, True), nearest), (_nearest(m, size, False), nearest),
+            *[(_f64(u).reshape(*np.shape(m)[:-2], *size),
+               f"you upsampled with bicubic interpolation; {_BILINEAR}") for u in cubic]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,18 +485,7 @@ def check_grad_cam_weights(fn) -> bool:
 # --------------------------------------------------------------------------------------------
 _TOYS = ({"size": (12, 10), "channels": 5, "hidden": 8, "classes": 4, "seed": 7},
          {"size": (7, 11), "channels": 3, "hidden": 6, "classes": 5, "seed": 8})
-
-
-@functools.cache
-def _toy_weights(which: int) -> tuple:
-    spec = _TOYS[which]
-    (height, width), k, hidden, classes = (spec[key] for key in
-                                           ("size", "channels", "hidden", "classes"))
-    shapes = [(3, 3, 3, k), (k,), ((height - 2) * (width - 2) * k, hidden), (hidden,),
-              (hidden, classes), (classes,)]
-    r = _rng(spec["seed"])
-    return tuple(r.normal(mean, scale, shape).astype(np.float32) for shape, mean, scale in
-                 zip(shapes, (0, 0.1, 0, 0, 0, 0), (0.5, 0.1, 0.1, 0.3, 1.0, 0.3)))
+_TOY_MEANS, _TOY_SCALES = (0, 0.1, 0, 0, 0, 0), (0.5, 0.1, 0.1, 0.3, 1.0, 0.3)
 
 
 def toy_classifier(which: int = 0) -> keras.Model:
@@ -517,7 +507,9 @@ def toy_classifier(which: int = 0) -> keras.Model:
     x = keras.layers.Dropout(0.5, name="dropout")(x)
     x = keras.layers.Dense(spec["classes"], name="logits")(x)
     model = keras.Model(inputs, keras.layers.Softmax(name="probs")(x), name="toy_classifier")
-    model.set_weights(_toy_weights(which))
+    r = _rng(spec["seed"])  # kernels and biases: conv, hidden, logits
+    model.set_weights([r.normal(mean, scale, w.shape).astype(np.float32) for w, mean, scale in
+                       zip(model.get_weights(), _TOY_MEANS, _TOY_SCALES)])
     return model
 
 
@@ -593,11 +585,11 @@ def _none_gradient(fn) -> str | None:
     node = _function_node(fn)
     if node is not None and "GradientTape" not in ast.unparse(node):
         return None
-    inside = {id(n) for w in ast.walk(node) if isinstance(w, ast.With) for s in w.body
-              for n in ast.walk(s)} if node else set()
-    made_inside = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and id(n) in inside
-                   and isinstance(n.ctx, ast.Store)} if node else set()
-    for n in ast.walk(node) if node else ():
+    inside = set() if node is None else {id(n) for w in ast.walk(node) if isinstance(w, ast.With)
+                                         for s in w.body for n in ast.walk(s)}
+    made_inside = {n.id for n in ast.walk(node or ast.Pass()) if id(n) in inside
+                   and isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    for n in ast.walk(node or ast.Pass()):
         if (isinstance(n, ast.Subscript) and id(n) not in inside
                 and isinstance(n.value, ast.Name) and n.value.id in made_inside):
             return (f"you took {ast.unparse(n)} after the `with tf.GradientTape()` block: the "
@@ -754,7 +746,7 @@ def _mask_case(seed: int, small: tuple, size: tuple, low: float) -> _Case:
          "you normalised before upsampling; the order is upsample first, then normalise. Close, "
          "but bilinear upsampling does not reach the map's exact minimum and maximum, so your "
          "mask does not span [0, 1]."),
-        *_upsampling_mistakes(m, size, then=_minmax),
+        *[(_minmax(wrong), message) for wrong, message in _wrong_upsamplings(m, size)],
         (up, "you upsampled but did not normalise; rescale to [0, 1]: "
              "(M - min M) / (max M - min M)."),
         (small, "your mask has the channel map's own size (h, w); upsample it to size (H, W) "
@@ -879,51 +871,49 @@ def _fusion_case(seed: int, n: int, sizes: list, shallow: list, size: tuple) -> 
         top = m.max(axis=(1, 2), keepdims=True) if top is None else top
         return np.tanh(GAMMA_S * m / top) if yes else m
 
-    def fuse(layers, up=_resize, reduce=np.max):
-        return reduce([up(m, size) for m in layers], axis=0)
+    def fuse(layers, reduce=np.max):  # layers at the size asked for
+        return reduce(layers, axis=0)
 
-    right = fuse([scaled(m, s) for m, s in zip(ms, shallow)])
+    ups = [_resize(scaled(m, s), size) for m, s in zip(ms, shallow)]
+    right = fuse(ups)
     largest = max(sizes, key=lambda hw: hw[0] * hw[1])
-    batch_max = [scaled(m, s, m.max()) for m, s in zip(ms, shallow)]
+    tops = [m.max(axis=(1, 2), keepdims=True) for m in ms]
+    wrong_ups = zip(*[_wrong_upsamplings(scaled(m, s), size) for m, s in zip(ms, shallow)])
     mistakes = [
-        (fuse([m / m.max(axis=(1, 2), keepdims=True) if s else m for m, s in zip(ms, shallow)]),
+        (fuse([_resize(m / top if s else m, size) for m, top, s in zip(ms, tops, shallow)]),
          "you divided the shallow maps by their maximum but left out the tanh: scale them by "
          "tanh(gamma_s L_l / max L_l), gamma_s = 2."),
-        (fuse(ms), "you fused the maps without scaling the shallow ones: their values are "
-                   "small, so the deepest map hides them. Scale each shallow map first: "
-                   "tanh(gamma_s L_l / max L_l), gamma_s = 2."),
-        (fuse([np.tanh(GAMMA_S * m) if s else m for m, s in zip(ms, shallow)]),
+        (fuse([_resize(m, size) for m in ms]),
+         "you fused the maps without scaling the shallow ones: their values are small, so the "
+         "deepest map hides them. Scale each shallow map first: tanh(gamma_s L_l / max L_l), "
+         "gamma_s = 2."),
+        (fuse([_resize(scaled(m, s, 1.0), size) for m, s in zip(ms, shallow)]),
          "you took tanh(gamma_s L_l) without dividing by max L_l, each image's maximum of that "
          "layer's map: tanh(gamma_s L_l / max L_l)."),
-        (fuse([np.tanh(m / m.max(axis=(1, 2), keepdims=True)) if s else m
-               for m, s in zip(ms, shallow)]),
+        (fuse([_resize(np.tanh(m / top) if s else m, size)
+               for m, top, s in zip(ms, tops, shallow)]),
          "you used gamma_s = 1; LayerCAM scales the shallow maps by tanh(2 L_l / max L_l)."),
-        (fuse(batch_max), "you divided by the maximum over the whole batch; divide each "
-                          "image's map by its own maximum: max over axes (1, 2), keepdims."),
-        (fuse([scaled(m, True) for m in ms]),
+        (fuse([_resize(scaled(m, s, m.max()), size) for m, s in zip(ms, shallow)]),
+         "you divided by the maximum over the whole batch; divide each image's map by its own "
+         "maximum: max over axes (1, 2), keepdims=True."),
+        (fuse([_resize(scaled(m, True), size) for m in ms]),
          "you scaled the deepest layer's map too; only the shallow layers' maps (shallow[l] "
          "True) get tanh(gamma_s L_l / max L_l): the deepest is used as it is."),
-        (fuse([scaled(m, i < len(ms) - 1) for i, m in enumerate(ms)]),
+        (fuse([_resize(scaled(m, i < len(ms) - 1), size) for i, m in enumerate(ms)]),
          "you chose the layers to scale by their place in the list; scale those with "
          "shallow[l] True, wherever they are."),
-        (fuse([scaled(m, s) for m, s in zip(ms, shallow)], reduce=np.mean),
-         "you averaged the layers' maps; LayerCAM fuses them by the element-wise maximum: "
-         "np.max(np.stack(maps), axis=0)."),
-        (fuse([scaled(m, s) for m, s in zip(ms, shallow)], reduce=np.sum),
-         "you summed the layers' maps; LayerCAM fuses them by the element-wise maximum: "
-         "np.max(np.stack(maps), axis=0)."),
-        (_resize(fuse([scaled(m, s) for m, s in zip(ms, shallow)],
-                      up=lambda m, _: _resize(m, largest)), size),
+        (fuse(ups, reduce=np.mean), "you averaged the layers' maps; LayerCAM fuses them by the "
+                                    "element-wise maximum: np.max(np.stack(maps), axis=0)."),
+        (fuse(ups, reduce=np.sum), "you summed the layers' maps; LayerCAM fuses them by the "
+                                   "element-wise maximum: np.max(np.stack(maps), axis=0)."),
+        (_resize(fuse([_resize(scaled(m, s), largest) for m, s in zip(ms, shallow)]), size),
          f"you fused the maps at the largest layer's size {largest}, then upsampled the fused "
          "map: upsample each scaled map to size first, then take the maximum (two bilinear "
          "steps are not one)."),
-        (fuse([scaled(_resize(m, size), s) for m, s in zip(ms, shallow)], up=lambda m, _: m),
+        (fuse([scaled(_resize(m, size), s) for m, s in zip(ms, shallow)]),
          "you scaled after upsampling (tanh of Up(L_l) / max Up(L_l)); scale each layer's map "
          "at its own size, then upsample: Up(tanh(gamma_s L_l / max L_l))."),
-        *[(fuse([scaled(m, s) for m, s in zip(ms, shallow)], up=lambda m, _, u=u: u(m)), message)
-          for u, message in [(lambda m: _resize(m, size, corners=True), _UPSAMPLING[0][1]),
-                             (lambda m: _nearest(m, size, True), _UPSAMPLING[1][1]),
-                             (lambda m: _nearest(m, size, False), _UPSAMPLING[1][1])]],
+        *[(fuse([up for up, _ in layers]), layers[0][1]) for layers in wrong_ups],
         ((len(ms), n, *size), "you returned the upsampled maps stacked, one per layer: take "
                               "their maximum over the layers, axis=0."),
     ]
