@@ -2,10 +2,11 @@
 
 The data is checked twice: on a toy model (every stored map is the method's own map, known
 identities hold) and as committed (chapter 8's images, the six methods at chapter 9's three
-layers, the page's claims). A one-page book with the explorer is built with jupyter-book, then
-opened from a local server and from disk with the network blocked: no console error, each
-control changes the picture, the probabilities shown are the data's, and the canvas equals
-``camcore.overlay`` of the same map. Screenshots: _build/screenshots/explorer*.png.
+layers, the page's claims). A one-page book with the explorer is built with jupyter-book (the
+tests marked slow), then opened from a local server and from disk with the network blocked: no
+console error, each control changes the picture, the probabilities shown are the data's, and
+the canvas equals ``camcore.overlay`` of the same map. Screenshots:
+_build/screenshots/explorer*.png.
 """
 
 import base64
@@ -314,6 +315,7 @@ def pick(page, group, text):
     page.locator(f".cx-{group} button", has_text=text).first.click()
 
 
+@pytest.mark.slow  # builds a one-page book (about 25 s)
 def test_page_loads_offline_without_errors(page):
     assert page.errors == [] and page.left == []
     assert page.locator(".cx-image button").count() == 12
@@ -324,6 +326,7 @@ def test_page_loads_offline_without_errors(page):
 
 @pytest.mark.parametrize("group, text", [("method", "Score-CAM"), ("layer", "14×14"),
                                          ("rank", "top-2"), ("image", None)])
+@pytest.mark.slow  # builds a one-page book (about 25 s)
 def test_each_control_changes_the_picture(page, group, text):
     before = canvas(page)
     if group == "image":
@@ -337,6 +340,7 @@ def test_each_control_changes_the_picture(page, group, text):
     assert page.errors == [] and page.left == []
 
 
+@pytest.mark.slow  # builds a one-page book (about 25 s)
 def test_cam_only_at_the_last_layer(page):
     pick(page, "layer", "28×28")
     assert page.locator(".cx-method button", has_text="CAM").first.is_disabled()
@@ -345,6 +349,7 @@ def test_cam_only_at_the_last_layer(page):
     assert page.locator(".cx-layer button", has_text="14×14").is_disabled()
 
 
+@pytest.mark.slow  # builds a one-page book (about 25 s)
 def test_caption_warns_of_an_unstable_map(page, data):
     index = next(i for i, im in enumerate(data["images"])
                  if im["pole_share"]["28x28"][0] > data["pole_share_limit"])
@@ -357,6 +362,7 @@ def test_caption_warns_of_an_unstable_map(page, data):
     assert "Not stable" not in page.inner_text(".cx-caption")
 
 
+@pytest.mark.slow  # builds a one-page book (about 25 s)
 @pytest.mark.parametrize("index", [0, 7, 11])
 def test_probabilities_shown_are_the_data(page, data, index):
     page.locator(".cx-image button").nth(index).click()
@@ -372,6 +378,7 @@ def test_probabilities_shown_are_the_data(page, data, index):
 @pytest.mark.parametrize("index, method, key, rank", [(0, "Grad-CAM", "7x7", 0),
                                                       (4, "LayerCAM", "28x28", 1),
                                                       (9, "Score-CAM", "14x14", 0)])
+@pytest.mark.slow  # builds a one-page book (about 25 s)
 def test_canvas_is_camcore_overlay(page, data, index, method, key, rank):
     """The browser's picture is camcore.overlay of the stored map over the stored image."""
     page.locator(".cx-image button").nth(index).click()
