@@ -58,7 +58,7 @@ clean:
 	rm -rf _build .pytest_cache
 
 # --- Publishing helpers (not part of `make book` / `make test`) ---
-.PHONY: student wheelhouse
+.PHONY: student wheelhouse slides explorer
 
 # The chapters for students: outputs cleared, gated solutions removed (_build/student/)
 student: setup
@@ -69,3 +69,11 @@ student: setup
 WHEELHOUSE ?= wheelhouse
 wheelhouse: setup
 	$(PY) scripts/wheelhouse.py $(WHEELHOUSE)
+
+# The workshop's slides: the cells the chapters tag `slide`, as an offline reveal.js deck
+slides: setup
+	$(PY) scripts/slides.py
+
+# The explorer page's maps (chapters/data/explorer/explorer.json): about 5 minutes on 2 cores
+explorer: setup
+	$(PY) scripts/explorer.py

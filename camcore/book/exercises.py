@@ -882,23 +882,23 @@ def _fusion_case(seed: int, n: int, sizes: list, shallow: list, size: tuple) -> 
     mistakes = [
         (fuse([_resize(m / top if s else m, size) for m, top, s in zip(ms, tops, shallow)]),
          "you divided the shallow maps by their maximum but left out the tanh: scale them by "
-         "tanh(gamma_s L_l / max L_l), gamma_s = 2."),
+         "tanh(kappa L_l / max L_l), kappa = 2."),
         (fuse([_resize(m, size) for m in ms]),
          "you fused the maps without scaling the shallow ones: their values are small, so the "
-         "deepest map hides them. Scale each shallow map first: tanh(gamma_s L_l / max L_l), "
-         "gamma_s = 2."),
+         "deepest map hides them. Scale each shallow map first: tanh(kappa L_l / max L_l), "
+         "kappa = 2."),
         (fuse([_resize(scaled(m, s, 1.0), size) for m, s in zip(ms, shallow)]),
-         "you took tanh(gamma_s L_l) without dividing by max L_l, each image's maximum of that "
-         "layer's map: tanh(gamma_s L_l / max L_l)."),
+         "you took tanh(kappa L_l) without dividing by max L_l, each image's maximum of that "
+         "layer's map: tanh(kappa L_l / max L_l)."),
         (fuse([_resize(np.tanh(m / top) if s else m, size)
                for m, top, s in zip(ms, tops, shallow)]),
-         "you used gamma_s = 1; LayerCAM scales the shallow maps by tanh(2 L_l / max L_l)."),
+         "you used kappa = 1; LayerCAM scales the shallow maps by tanh(2 L_l / max L_l)."),
         (fuse([_resize(scaled(m, s, m.max()), size) for m, s in zip(ms, shallow)]),
          "you divided by the maximum over the whole batch; divide each image's map by its own "
          "maximum: max over axes (1, 2), keepdims=True."),
         (fuse([_resize(scaled(m, True), size) for m in ms]),
          "you scaled the deepest layer's map too; only the shallow layers' maps (shallow[l] "
-         "True) get tanh(gamma_s L_l / max L_l): the deepest is used as it is."),
+         "True) get tanh(kappa L_l / max L_l): the deepest is used as it is."),
         (fuse([_resize(scaled(m, i < len(ms) - 1), size) for i, m in enumerate(ms)]),
          "you chose the layers to scale by their place in the list; scale those with "
          "shallow[l] True, wherever they are."),
@@ -912,7 +912,7 @@ def _fusion_case(seed: int, n: int, sizes: list, shallow: list, size: tuple) -> 
          "steps are not one)."),
         (fuse([scaled(_resize(m, size), s) for m, s in zip(ms, shallow)]),
          "you scaled after upsampling (tanh of Up(L_l) / max Up(L_l)); scale each layer's map "
-         "at its own size, then upsample: Up(tanh(gamma_s L_l / max L_l))."),
+         "at its own size, then upsample: Up(tanh(kappa L_l / max L_l))."),
         *[(fuse([up for up, _ in layers]), layers[0][1]) for layers in wrong_ups],
         ((len(ms), n, *size), "you returned the upsampled maps stacked, one per layer: take "
                               "their maximum over the layers, axis=0."),
@@ -933,8 +933,8 @@ def check_layer_cam_fusion(fn) -> bool:
     """Check ``fn(maps, size, shallow) -> fused``, LayerCAM's fusion of several layers' maps
     (Jiang et al., 2021):
 
-        L = max_l Up(L'_l),  L'_l = tanh(gamma_s L_l / max_ij L_l) for a shallow layer
-        (gamma_s = 2), L'_l = L_l for the deepest;  Up = bilinear to size (half-pixel centres)
+        L = max_l Up(L'_l),  L'_l = tanh(kappa L_l / max_ij L_l) for a shallow layer
+        (kappa = 2), L'_l = L_l for the deepest;  Up = bilinear to size (half-pixel centres)
 
     ``maps`` is a list of the layers' LayerCAM maps L_l (N, h_l, w_l), non-negative: the
     deepest as camcore gives it (in [0, 1]), the shallow ones at any scale (their values are
@@ -944,7 +944,7 @@ def check_layer_cam_fusion(fn) -> bool:
     """
     return _check(fn, _fusion_cases(),
                   "L = max_l Up(L'_l): each shallow layer's map scaled, L'_l = "
-                  "tanh(gamma_s L_l / max_ij L_l) with gamma_s = 2 (the deepest used as it is), "
+                  "tanh(kappa L_l / max_ij L_l) with kappa = 2 (the deepest used as it is), "
                   "upsampled to size (bilinear, half-pixel centres), then the element-wise "
                   "maximum over the layers.",
                   "(N, H, W): one fused map per image, at size",
