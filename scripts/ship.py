@@ -104,7 +104,8 @@ def record(digests: dict) -> None:
     """Set the checksums in camcore/book/shipped.py (others kept)."""
     source = Path(shipped.__file__)
     merged = {**shipped.SHA256, **digests}
-    lines = "".join(f'    "{name}": "{digest}",\n' for name, digest in sorted(merged.items()))
+    lines = "".join(f'    "{name}":\n        "{digest}",\n'
+                    for name, digest in sorted(merged.items()))
     text = re.sub(r"SHA256 = \{\n.*?\n\}\n", f"SHA256 = {{\n{lines}}}\n", source.read_text(),
                   flags=re.S)
     source.write_text(text)
