@@ -523,11 +523,14 @@ def test_load_cached_creates_no_folder(tiny_data, tmp_path, monkeypatch):
 
 
 READ_ONLY_CHILD = """
-import json, sys, warnings
+import encodings.cp437, json, os, sys, warnings  # (cp437: zip names, imported before setuid)
 import numpy as np
 from camcore.book import shipped
 from camcore.cache import CacheNotWritableError, CacheWarning, cache_dir
 
+if os.geteuid() == 0:  # root writes anywhere: become the user nobody, once Python is loaded
+    os.setgid(65534)
+    os.setuid(65534)
 try:
     cache_dir("models")
 except CacheNotWritableError as e:
@@ -542,13 +545,6 @@ print("PROBABILITIES", json.dumps(np.asarray(model(x)).tolist()))
 """
 
 
-def as_nobody():
-    """The child runs as the user nobody: root writes anywhere, so it cannot test permissions."""
-    if os.geteuid() == 0:
-        os.setgid(65534)
-        os.setuid(65534)
-
-
 @pytest.mark.slow
 def test_shipped_classifier_loads_with_an_unwritable_home(tmp_path):
     """HOME is a folder nobody may write (CAMCORE_CACHE unset): the cache error names
@@ -560,7 +556,7 @@ def test_shipped_classifier_loads_with_an_unwritable_home(tmp_path):
     env.update(HOME="/nonexistent", PYTHONPATH=str(Path(__file__).parents[1]),
                TF_CPP_MIN_LOG_LEVEL="3", KERAS_HOME="/tmp/.keras-nobody")
     run = subprocess.run([sys.executable, "-c", READ_ONLY_CHILD], capture_output=True, text=True,
-                         env=env, cwd="/", preexec_fn=as_nobody, timeout=300)
+                         env=env, cwd="/", timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.splitlines()
     error = next(l for l in lines if l.startswith("ERROR"))
