@@ -1,10 +1,13 @@
-"""Publishing: the GitHub Actions workflows and the student copy of the chapters.
+"""Publishing: the GitHub Actions workflows and the dependencies they install.
 
-The workflows must pass actionlint and run the README's own commands; scripts/student_copy.py
-must drop every solution (tagged, or only gated by sphinx-exercise's directives) and every
-output, and refuse a solution-start without its solution-end.
+The workflows must pass actionlint and run the README's own commands; the lower-bounds workflow
+installs exactly pyproject.toml's lower bounds (ci/lower-bounds.txt pins each one), and every
+package a chapter imports is a plain dependency, which is all that Colab's install cell installs.
+(The student copy is tested in test_student_copy.py.)
 """
 
+import ast
+import importlib.metadata
 import os
 import re
 import shutil
@@ -15,12 +18,13 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-STUDENT_COPY = ROOT / "scripts" / "student_copy.py"
-SOLUTION_CODE = "answer = secret_solution()"
-UNTAGGED_CODE = "hidden = untagged_solution()"
+LOWER_BOUNDS = ROOT / "ci" / "lower-bounds.txt"
 
 
 def readme_commands():
@@ -40,7 +44,7 @@ def run_lines(job):
 
 
 def test_workflows_pass_actionlint(tmp_path):
-    assert {p.name for p in WORKFLOWS} >= {"book.yml", "scheduled.yml"}
+    assert {p.name for p in WORKFLOWS} >= {"book.yml", "scheduled.yml", "lower-bounds.yml"}
     actionlint = shutil.which("actionlint") or shutil.which(
         "actionlint", path=str(Path(sys.executable).parent))
     if not actionlint:
@@ -81,72 +85,119 @@ def test_actions_are_pinned_to_major_versions():
         assert uses and all(re.fullmatch(r"[\w-]+/[\w-]+@v\d+", u) for u in uses), (path, uses)
 
 
-# ---- the student copy ----
+# ---- the lower bounds ----
 
-def tagged(cell, *tags):
-    cell.metadata["tags"] = list(tags)
-    return cell
-
-
-def exercise_notebook():
-    v4 = nbformat.v4
-    out = [v4.new_output("stream", name="stdout", text="42\n")]
-    cells = [
-        v4.new_markdown_cell("# A chapter"),
-        v4.new_code_cell("x = 41 + 1\nprint(x)", execution_count=1, outputs=out),
-        v4.new_markdown_cell("```{exercise}\n:label: ex-answer\n\nCompute the answer.\n```"),
-        tagged(v4.new_markdown_cell("```{solution-start} ex-answer\n:class: dropdown\n```"),
-               "solution"),
-        tagged(v4.new_code_cell(SOLUTION_CODE, execution_count=2, outputs=out), "solution"),
-        tagged(v4.new_markdown_cell("The answer is 42."), "solution"),
-        tagged(v4.new_markdown_cell("```{solution-end}\n```"), "solution"),
-        v4.new_markdown_cell("A normal cell between two exercises."),
-        v4.new_markdown_cell(":::{solution-start} ex-answer\n:::"),  # gated but untagged
-        v4.new_code_cell(UNTAGGED_CODE, execution_count=3, outputs=out),
-        v4.new_markdown_cell(":::{solution-end}\n:::"),
-        tagged(v4.new_code_cell("print('last')", execution_count=4, outputs=out), "hide-input"),
-    ]
-    return v4.new_notebook(cells=cells)
+def dependencies():
+    """pyproject.toml's plain dependencies (what `pip install camcore` installs), parsed."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(line) for line in project["dependencies"]]
 
 
-def student_copy(src, dest):
-    return subprocess.run([sys.executable, str(STUDENT_COPY), str(src), str(dest)],
-                          capture_output=True, text=True)
+def lower_bound_pins():
+    """{canonical name: pinned version} of ci/lower-bounds.txt."""
+    pins = {}
+    for line in LOWER_BOUNDS.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"ci/lower-bounds.txt: {line!r} is not an exact pin (name==version)"
+            assert canonicalize_name(name) not in pins, f"ci/lower-bounds.txt pins {name} twice"
+            pins[canonicalize_name(name)] = Version(version.strip())
+    return pins
 
 
-def test_student_copy_drops_solutions_and_outputs(tmp_path):
-    src, dest = tmp_path / "chapters", tmp_path / "student"
-    (src / "images").mkdir(parents=True)
-    (src / "images" / "figure.svg").write_text("<svg/>")
-    nbformat.write(exercise_notebook(), src / "01_chapter.ipynb")
-    for teachers_page in ("teachers_guide.ipynb", "claims.ipynb"):
-        nbformat.write(exercise_notebook(), src / teachers_page)
-
-    result = student_copy(src, dest)
-    assert result.returncode == 0, result.stderr
-    assert (dest / "images" / "figure.svg").exists()
-    assert sorted(p.name for p in dest.glob("*.ipynb")) == ["01_chapter.ipynb"]
-    cells = nbformat.read(dest / "01_chapter.ipynb", as_version=4).cells
-    assert not any("solution" in c.metadata.get("tags", []) for c in cells)
-    for text in ("solution-start", "solution-end", SOLUTION_CODE, UNTAGGED_CODE, "is 42"):
-        assert not any(text in c.source for c in cells), text
-    code = [c for c in cells if c.cell_type == "code"]
-    assert all(c.outputs == [] and c.execution_count is None for c in code)
-    assert [c.source.splitlines()[0] for c in cells] == [
-        "# A chapter", "x = 41 + 1", "```{exercise}", "A normal cell between two exercises.",
-        "print('last')"]
-    assert cells[-1].metadata["tags"] == ["hide-input"]
+def test_lower_bounds_file_pins_exactly_the_pyproject_bounds():
+    bounds = {}
+    for req in dependencies():
+        lower = [s.version for s in req.specifier if s.operator == ">="]
+        assert len(lower) == 1, f"pyproject.toml: {req} needs one lower bound (>=)"
+        bounds[canonicalize_name(req.name)] = Version(lower[0])
+    pins = lower_bound_pins()
+    assert pins == bounds, (
+        "ci/lower-bounds.txt must pin each lower bound of pyproject.toml's dependencies, and "
+        f"nothing else: in pyproject only {set(bounds.items()) - set(pins.items())}, "
+        f"in ci/lower-bounds.txt only {set(pins.items()) - set(bounds.items())}")
 
 
-def test_student_copy_refuses_an_unmatched_solution_start(tmp_path):
-    src = tmp_path / "chapters"
-    src.mkdir()
-    nb = exercise_notebook()
-    del nb.cells[10]  # the untagged block's {solution-end}: its start is cell 8
-    nbformat.write(nb, src / "02_broken.ipynb")
+def test_no_cap_makes_colab_reinstall_tensorflow_or_numpy():
+    """Lower bounds only; a cap is allowed only as a next-major bound (keras<4)."""
+    for req in dependencies():
+        operators = {s.operator for s in req.specifier}
+        assert operators <= {">=", "<"}, req
+        if canonicalize_name(req.name) in {"tensorflow", "numpy"}:
+            assert operators == {">="}, req
+        for s in req.specifier:
+            assert s.operator != "<" or re.fullmatch(r"\d+", s.version), req
 
-    result = student_copy(src, tmp_path / "student")
-    assert result.returncode != 0
-    assert "02_broken.ipynb, cell 8" in result.stderr
-    assert "{solution-start} has no matching {solution-end}" in result.stderr
-    assert not (tmp_path / "student" / "02_broken.ipynb").exists()
+
+def test_lower_bounds_workflow_installs_the_pins_and_runs_tests_and_chapters():
+    workflow = load("lower-bounds.yml")
+    assert "schedule" in workflow[True]  # YAML reads the key `on` as True
+    job = workflow["jobs"]["lower-bounds"]
+    lines = run_lines(job)
+    install = next(line for line in lines if "--constraint" in line)
+    assert "ci/lower-bounds.txt" in install and '".[test]"' in install
+    assert any(line.startswith(".venv/bin/python -m pytest tests ") for line in lines)
+    chapters = re.findall(r"chapters/[\w.-]+\.ipynb", " ".join(lines))
+    assert len(chapters) == 2, chapters
+    for chapter in chapters:
+        assert (ROOT / chapter).exists(), f"lower-bounds.yml runs {chapter}, which is gone"
+    quick = next(step for step in job["steps"] if chapters[0] in step.get("run", ""))
+    assert quick["env"]["CAMCORE_QUICK"] == "1"
+
+
+def imported_modules(source):
+    """The top-level modules a code cell imports (IPython magics ignored)."""
+    lines = [line[:len(line) - len(line.lstrip())] + "pass"  # an IPython magic
+             if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:  # a cell being written: nbval reports it; read its import lines
+        return set(re.findall(r"^\s*(?:from|import)\s+(\w+)", source, re.MULTILINE))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add(node.module)
+    return {name.split(".")[0] for name in names}
+
+
+def chapter_imports():
+    """{top-level module: {notebooks importing it}} over every notebook of the book."""
+    imports = {}
+    for path in sorted((ROOT / "chapters").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                for module in imported_modules(cell.source):
+                    imports.setdefault(module, set()).add(path.name)
+    return imports
+
+
+def test_imported_modules_reads_magics_and_unfinished_cells():
+    cell = 'if ready:\n    %pip install -q camcore\nimport numpy as np\nfrom PIL import Image'
+    assert imported_modules(cell) == {"numpy", "PIL"}
+    assert imported_modules("import cv2\nx = [1,") == {"cv2"}
+
+
+# provided by the notebook environment itself: Colab's own module, the kernel
+ENVIRONMENT_MODULES = {"google", "IPython", "ipykernel"}
+
+
+def test_every_package_a_chapter_imports_is_a_plain_dependency():
+    """Colab's install cell installs camcore's plain dependencies only: no extra is there."""
+    plain = {canonicalize_name(req.name) for req in dependencies()}
+    distributions = importlib.metadata.packages_distributions()
+    missing = {}
+    for module, notebooks in chapter_imports().items():
+        if module in sys.stdlib_module_names or module in ENVIRONMENT_MODULES:
+            continue
+        if module == "camcore":
+            continue
+        provided_by = {canonicalize_name(d) for d in distributions.get(module, [])}
+        if not provided_by & plain:
+            missing[module] = (sorted(provided_by) or "not installed", sorted(notebooks))
+    assert not missing, ("chapters import packages that pyproject.toml's dependencies do not "
+                         "install: add each there with a lower bound, and pin that bound in "
+                         f"ci/lower-bounds.txt: {missing}")
