@@ -52,10 +52,10 @@ def child(backbone, job, batch, max_n, n):
 
     weights = "imagenet"
     try:
-        model = camcore.build_classifier(backbone, weights=weights)
+        model = camcore.build_classifier(backbone, camcore.CLASS_NAMES, weights=weights)
     except RuntimeError:  # ResNet50 offline: random weights cost the same time
         weights = None
-        model = camcore.build_classifier(backbone, weights=weights)
+        model = camcore.build_classifier(backbone, camcore.CLASS_NAMES, weights=weights)
     channels = model.get_layer(backbone).output.shape[-1]
     x, source = _images(n)
 

@@ -23,6 +23,8 @@ from camcore import backbones, build_classifier, default_target_layer
 from camcore.backbones import LITE0_WEIGHTS_SHA256, CaffePreprocess
 from camcore.cache import CACHE_ENV_VAR
 from camcore.data import CLASS_NAMES
+from camcore.model_split import feature_layers
+from camcore.models import classifier_head
 from camcore.pth import LEGACY_MAGIC, read_legacy_pth
 
 EGYPTIAN_CAT, ESPRESSO = 285, 967
@@ -479,60 +481,148 @@ def test_resnet50_offline_error_points_to_lite0(monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------
-# The hidden-layer head: pooling -> dropout -> Dense(ReLU) -> dropout -> Dense -> softmax
+# The hidden-layer head: A -> Dense(ReLU) at each position -> pooling -> dropout -> Dense -> softmax
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def hidden_classifier():
-    """Random backbone weights, 64x64 images (a 2x2 target map), 8 hidden units."""
-    return build_classifier(class_names=CLASS_NAMES, weights=None, input_size=64, hidden_units=8)
+    """Random backbone weights, 96x96 images (a 3x3 target map), 8 hidden units."""
+    return build_classifier(class_names=CLASS_NAMES, weights=None, input_size=96, hidden_units=8)
 
 
 @pytest.fixture(scope="module")
 def hidden_images():
-    return np.random.default_rng(1).uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    return np.random.default_rng(1).uniform(0, 255, (4, 96, 96, 3)).astype(np.float32)
 
 
 def test_hidden_head_structure(hidden_classifier):
+    """The hidden layer acts at each position before the pooling, and is not 4-D: the default
+    target layer stays the backbone's last activation (7x7x1280 at 224x224)."""
     model = hidden_classifier
     assert [l.name for l in model.layers] == ["image", "preprocess", "efficientnet_lite0",
-                                              "avg_pool", "dropout", "hidden", "hidden_dropout",
+                                              "positions", "hidden", "avg_pool", "dropout",
                                               "logits", "probs"]
+    assert model.get_layer("positions").output.shape[1:] == (9, 1280)
+    assert model.get_layer("hidden").output.shape[1:] == (9, 8)
     assert model.get_layer("hidden").units == 8
     assert model.get_layer("hidden").activation is keras.activations.relu
     assert model.get_layer("logits").activation is keras.activations.linear
     assert default_target_layer(model) == "efficientnet_lite0/top_activation"
+    assert feature_layers(model)[-1] == "efficientnet_lite0/top_activation"
+    full = build_classifier(class_names=CLASS_NAMES, weights=None, hidden_units=4)
+    split = camcore.split_model(full)
+    assert split.layer == "efficientnet_lite0/top_activation"
+    assert split.activation_shape == (7, 7, 1280)
+    assert [l.name for l in split.head_layers] == ["positions", "hidden", "avg_pool", "dropout",
+                                                   "logits"]
 
 
 @pytest.mark.parametrize("units", [0, -3, 2.5, True, "256"])
 def test_bad_hidden_units(units):
-    with pytest.raises(ValueError, match=re.escape(
-            f"hidden_units must be None (no hidden layer) or a positive integer, got {units!r}")):
+    message = re.escape(f"hidden_units must be None (no hidden layer) or a positive integer, "
+                        f"got {units!r}")
+    with pytest.raises(ValueError, match=message):
         build_classifier(class_names=CLASS_NAMES, weights=None, input_size=32,
                          hidden_units=units)
+    with pytest.raises(ValueError, match=message):
+        classifier_head(keras.Input((3, 3, 4)), 2, hidden_units=units)
 
 
 def test_cam_is_not_defined_on_the_hidden_head(hidden_classifier, hidden_images):
     with pytest.raises(ValueError, match=re.escape(
             "CAM needs the layer 'efficientnet_lite0/top_activation' to be followed by "
-            "GlobalAveragePooling2D -> (Dropout) -> Dense(classes)") + ".*avg_pool -> dropout -> "
-            "hidden -> hidden_dropout -> logits.*Use grad_cam"):
+            "GlobalAveragePooling2D -> (Dropout) -> Dense(classes); here it is followed by "
+            "positions -> hidden -> avg_pool -> dropout -> logits. Use grad_cam")):
         camcore.cam(hidden_classifier, hidden_images)
 
 
-def test_grad_cam_weights_on_the_hidden_head(hidden_classifier, hidden_images):
-    """Known answer. After global average pooling, dy^c/dA^k_ij = (1/Z) dy^c/dpooled_k, the same
-    at every position, and through the hidden layer dy^c/dpooled = W1 (relu'(z) * W2[:, c]),
-    which depends on the image (unlike CAM's w^c_k). So Grad-CAM's alpha_k^c is that vector / Z,
-    and HiResCAM (sum_k g^kc_ij A^k_ij) equals Grad-CAM at this layer, on any head that starts
-    with the pooling."""
+def test_hires_cam_on_the_hidden_head_is_the_hand_computed_sum(hidden_classifier, hidden_images):
+    """Known answer. With z_ij = A_ij W1 + b1 the hidden layer at position (i, j) and
+    y = mean_ij ReLU(z_ij) W2 + b2, the gradient is
+
+        g^kc_ij = dy^c/dA^k_ij = (1/Z) sum_u W1[k, u] relu'(z_iju) W2[u, c],
+
+    which depends on the position through the ReLU's mask. HiResCAM's map is
+    ReLU(sum_k g^kc_ij A^k_ij), Grad-CAM's weight the spatial mean of g."""
+    from camcore.methods import activations_and_gradients
+
     model, x = hidden_classifier, hidden_images
-    grad = camcore.grad_cam(model, x)
-    pooled = np.asarray(keras.Model(model.input, model.get_layer("avg_pool").output)(x))
+    hires = camcore.hires_cam(model, x)
+    a, g, classes = activations_and_gradients(model, x)
+    np.testing.assert_array_equal(classes, hires.classes)
     w1, b1 = model.get_layer("hidden").get_weights()
     w2 = model.get_layer("logits").get_weights()[0]
-    active = (pooled @ w1 + b1 > 0).astype(np.float32)  # relu'(z)
-    expected = np.stack([w1 @ (active[i] * w2[:, c]) for i, c in enumerate(grad.classes)]) / 4
-    np.testing.assert_allclose(grad.channel_weights, expected, rtol=1e-4, atol=1e-7)
-    assert np.ptp(expected, axis=0).max() > 0  # the weights differ between images
-    hires = camcore.hires_cam(model, x)
-    np.testing.assert_allclose(hires.maps, grad.maps, atol=1e-5)
+    z = a @ w1 + b1  # (N, 3, 3, units)
+    expected_g = ((z > 0) * w2[:, classes].T[:, None, None, :]) @ w1.T / 9
+    np.testing.assert_allclose(g, expected_g, rtol=1e-4, atol=1e-7)
+    assert np.ptp(expected_g, axis=(1, 2)).max() > 1e-3  # g varies by position
+    expected = camcore.normalize_maps(np.maximum((expected_g * a).sum(-1), 0))
+    np.testing.assert_allclose(hires.maps, expected, atol=1e-4)
+    grad = camcore.grad_cam(model, x)
+    np.testing.assert_allclose(grad.channel_weights, expected_g.mean(axis=(1, 2)), rtol=1e-4,
+                               atol=1e-7)
+
+
+def position_head_toy():
+    """A 1x3 "image" whose red channel is A (one channel), then the book's hidden-layer head
+    with one hidden unit, set by hand: z = A - 25, y^0 = 2 mean ReLU(z), y^1 = -y^0."""
+    inputs = keras.Input((1, 3, 3), name="image")
+    a = keras.layers.Conv2D(1, 1, name="A")(inputs)
+    model = keras.Model(inputs, keras.layers.Softmax(name="probs")(
+        classifier_head(a, 2, dropout=0.0, hidden_units=1)), name="toy")
+    model.get_layer("A").set_weights([np.array([1, 0, 0], np.float32).reshape(1, 1, 3, 1),
+                                      np.zeros(1, np.float32)])
+    model.get_layer("hidden").set_weights([np.ones((1, 1), np.float32),
+                                           np.array([-25], np.float32)])
+    model.get_layer("logits").set_weights([np.array([[2, -2]], np.float32),
+                                           np.zeros(2, np.float32)])
+    image = np.zeros((1, 1, 3, 3), np.float32)
+    image[0, 0, :, 0] = [10, 30, 20]  # A = (10, 30, 20): z = (-15, 5, -5), only the middle on
+    return model, image
+
+
+def test_grad_cam_and_hires_cam_provably_differ_on_the_hidden_head():
+    """Worked by hand. A = (10, 30, 20), Z = 3, z = A - 25 = (-15, 5, -5): the ReLU passes only
+    the middle position, so g^0 = (1/3) * 1 * relu'(z) * 2 = (0, 2/3, 0).
+
+    * HiResCAM: ReLU(g o A) = (0, 20, 0) -> s(.) = (0, 1, 0).
+    * Grad-CAM: alpha = mean g = 2/9; ReLU(alpha A) = (20/9, 60/9, 40/9) -> (0, 1, 0.5).
+    * LayerCAM: ReLU(g) o A = (0, 20, 0) -> (0, 1, 0).
+    * Grad-CAM++: S = 60, alpha = (2/3) / (2 + 60 * 2/3) = 1/63 -> alpha A -> (0, 1, 0.5).
+    * CAM: refused (no pooling -> Dense right after A).
+    """
+    from camcore.methods import activations_and_gradients
+
+    model, image = position_head_toy()
+    _, g, _ = activations_and_gradients(model, image, classes=0)
+    np.testing.assert_allclose(g.ravel(), [0, 2 / 3, 0], atol=1e-6)
+    maps = {name: camcore.METHODS[name](model, image, classes=0)
+            for name in ("Grad-CAM", "HiResCAM", "Grad-CAM++", "LayerCAM")}
+    np.testing.assert_allclose(maps["HiResCAM"].maps.ravel(), [0, 1, 0], atol=1e-6)
+    np.testing.assert_allclose(maps["Grad-CAM"].maps.ravel(), [0, 1, 0.5], atol=1e-6)
+    np.testing.assert_allclose(maps["LayerCAM"].maps.ravel(), [0, 1, 0], atol=1e-6)
+    np.testing.assert_allclose(maps["Grad-CAM++"].maps.ravel(), [0, 1, 0.5], atol=1e-6)
+    np.testing.assert_allclose(maps["Grad-CAM"].channel_weights.ravel(), [2 / 9], rtol=1e-6)
+    np.testing.assert_allclose(maps["Grad-CAM++"].channel_weights.ravel(), [1 / 63], rtol=1e-5)
+    with pytest.raises(ValueError, match=re.escape(
+            "CAM needs the layer 'A' to be followed by GlobalAveragePooling2D -> (Dropout) -> "
+            "Dense(classes); here it is followed by positions -> hidden -> avg_pool -> dropout "
+            "-> logits. Use grad_cam")):
+        camcore.cam(model, image)
+
+
+def test_a_head_pooling_first_makes_grad_cam_equal_hires_cam():
+    """The contrast, worked by hand: the same A with the hidden layer *after* the pooling
+    (GAP -> Dense(1, ReLU) -> Dense, the head issue 15 first proposed): pooled A = 20 and
+    z = 20 - 15 = 5, so g = (1/3) * 1 * 2 = 2/3 at every position whatever the ReLU does, and
+    HiResCAM's map (2/3) A equals Grad-CAM's, (0, 1, 0.5)."""
+    model, image = position_head_toy()
+    inputs = keras.Input((1, 3, 3))
+    x = keras.layers.GlobalAveragePooling2D()(model.get_layer("A")(inputs))
+    x = keras.layers.Dense(1, activation="relu", name="hidden_after")(x)
+    pooled_first = keras.Model(inputs, keras.layers.Softmax()(model.get_layer("logits")(x)))
+    pooled_first.get_layer("hidden_after").set_weights([np.ones((1, 1), np.float32),
+                                                        np.array([-15], np.float32)])
+    grad = camcore.grad_cam(pooled_first, image, classes=0)
+    hires = camcore.hires_cam(pooled_first, image, classes=0)
+    np.testing.assert_allclose(grad.maps.ravel(), [0, 1, 0.5], atol=1e-6)
+    np.testing.assert_allclose(hires.maps, grad.maps, atol=1e-6)

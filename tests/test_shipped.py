@@ -16,7 +16,7 @@ import pytest
 
 import camcore
 from camcore.book import shipped
-from camcore.book.training import Recipe, TrainingReport
+from camcore.book.training import Recipe, TrainingReport, describe
 from camcore.cache import CACHE_ENV_VAR
 from camcore.data import CLASS_NAMES
 
@@ -63,6 +63,7 @@ def test_each_report_says_what_the_model_is(kind):
         f"The book's {camcore.book.KINDS[kind]}, shipped for book.classifier({kind!r}): ")
     assert report["recipe"] == asdict(RECIPES[kind])
     assert report["description"] in report["what"]
+    assert report["description"] == describe(RECIPES[kind])  # today's head (hidden: per position)
     assert report["data_fingerprint"] == "1b7b73a8c148"  # the development data
     assert report["train_images"] == {"small_smoothing": 600, "small_no_smoothing": 600,
                                       "shortcut": 1800}.get(kind, 8741)
@@ -83,13 +84,18 @@ def test_each_report_says_what_the_model_is(kind):
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "main"])
 def test_float16_storage_was_checked_within_tolerance(kind):
     """The rule of scripts/ship.py, fixed before measuring: float16 only if, on 60 test images,
-    the classes are the same, the probabilities within 1e-3 and the heatmaps within 0.01."""
-    check = shipped.shipped_report(kind)["storage"]["float16_check"]
+    the classes are the same, the probabilities within 1e-3 and the heatmaps within 0.01 (the
+    hidden-layer classifier missed it: a ReLU at each position flips where its input is near 0,
+    and LayerCAM's heatmaps moved by 0.046; it is stored in float32)."""
+    report = shipped.shipped_report(kind)
+    check = report["storage"]["float16_check"]
     heatmaps = [check[f"max_heatmap_difference {m}"] for m in ("Grad-CAM", "Grad-CAM++",
                                                               "LayerCAM")]
-    assert check["images"] == 60 and all(0 < d <= 0.01 for d in heatmaps)  # measured, small
+    assert check["images"] == 60 and all(d > 0 for d in heatmaps)  # measured
     assert check["within_tolerance"] == (check["same_top1"] == 1.0
-                                         and check["max_probability_difference"] <= 1e-3)
+                                         and check["max_probability_difference"] <= 1e-3
+                                         and all(d <= 0.01 for d in heatmaps))
+    assert report["storage"]["dtype"] == ("float16" if check["within_tolerance"] else "float32")
 
 
 def test_shipped_files_are_small():
@@ -223,8 +229,13 @@ def test_every_shipped_kind_loads(kind, main_model):
     model = shipped.load_shipped(kind)
     assert model.get_layer("probs").class_names == CLASS_NAMES
     assert ("hidden" in [l.name for l in model.layers]) == (kind == "hidden")
-    if kind == "hidden":
+    split = camcore.split_model(model)  # every kind: the methods' default target layer
+    assert split.layer == "efficientnet_lite0/top_activation"
+    assert split.activation_shape == (7, 7, 1280)
+    if kind == "hidden":  # the hidden layer at each of the 7x7 positions, before the pooling
         assert model.get_layer("hidden").units == 256
+        assert [l.name for l in split.head_layers] == ["positions", "hidden", "avg_pool",
+                                                       "dropout", "logits"]
     frozen = "block6d_project_conv"
     np.testing.assert_array_equal(
         model.get_layer("efficientnet_lite0").get_layer(frozen).get_weights()[0],

@@ -172,11 +172,12 @@ def test_frozen_features_show_progress_as_plain_lines(capsys, monkeypatch):
 
 def test_the_cache_key_of_the_book_recipe_is_unchanged():
     """Known answer: readers' cached models (and the shipped one's name) keep their key; a hidden
-    layer adds "-h<units>"."""
+    layer at each position adds "-hpos<units>" ("-h<units>" named the earlier head with the
+    hidden layer after the pooling: such a cached model is never read as today's)."""
     book = "efficientnet_lite0-top-224-e6-lr0.001-ls0.1-wd0.0001-b64-flip-nall-tall-s0"
     assert Recipe().key() == book and Recipe(hidden_units=None).key() == book
-    assert Recipe(hidden_units=256).key() == book + "-h256"
-    assert Recipe(hidden_units=256).key("abc") == book + "-h256-dataabc"
+    assert Recipe(hidden_units=256).key() == book + "-hpos256"
+    assert Recipe(hidden_units=256).key("abc") == book + "-hpos256-dataabc"
 
 
 def test_describe_says_what_the_recipe_trains():
@@ -187,10 +188,10 @@ def test_describe_says_what_the_recipe_trains():
     assert describe(Recipe(hidden_units=256, per_class=300, test_per_class=40, label_smoothing=0,
                            cue_class="glacier", train_batch_norm=True)) == (
         "efficientnet_lite0 (ImageNet weights) with its top block and a new head fine-tuned: "
-        "pooling -> dropout -> Dense(256, ReLU) -> dropout -> Dense(6) logits -> softmax; label "
-        "smoothing 0, 6 epochs, 300 training images per class, tested on 40 test images per "
-        "class; the shortcut cue (camcore.book.shortcut) stamped on every glacier image, training "
-        "and test; the top block's batch norms trained")
+        "Dense(256, ReLU) at each position (a 1x1 convolution) -> pooling -> dropout -> Dense(6) "
+        "logits -> softmax; label smoothing 0, 6 epochs, 300 training images per class, tested "
+        "on 40 test images per class; the shortcut cue (camcore.book.shortcut) stamped on every "
+        "glacier image, training and test; the top block's batch norms trained")
 
 
 @pytest.mark.slow
@@ -211,6 +212,6 @@ def test_hidden_layer_classifier_trains_and_caches(tiny_data, tmp_path, monkeypa
                               before.get_layer(name).get_weights()[0])
         assert same != changed, name
     assert report.test_accuracy >= 0.5  # six clearly different synthetic classes (chance: 1/6)
-    assert model_path(recipe, tiny_data).stem.endswith(f"-h16-data{report.data_fingerprint}")
+    assert model_path(recipe, tiny_data).stem.endswith(f"-hpos16-data{report.data_fingerprint}")
     again, report2 = load_or_train(recipe, data_dir=tiny_data, verbose=0)
     assert report2 == report and again.get_layer("hidden").units == 16

@@ -34,7 +34,7 @@ KINDS = {
     "small_no_smoothing": "small model without label smoothing (chapter 5)",
     "shortcut": "shortcut model (chapter 13)",
 }
-HIDDEN_UNITS = 256  # the hidden-layer classifier's hidden layer
+HIDDEN_UNITS = 256  # the hidden-layer classifier's hidden layer (at each position)
 
 
 def recipe(kind: str = "main") -> Recipe:
@@ -42,8 +42,11 @@ def recipe(kind: str = "main") -> Recipe:
 
     * ``"main"``: the book's recipe (chapter 3); in quick mode a short one (40 training and 20
       test images per class, 2 epochs): chapter 3 demonstrates training.
-    * ``"hidden"``: the same with a hidden layer, pooling -> Dense(HIDDEN_UNITS, ReLU) ->
-      logits, where CAM is not defined and Grad-CAM and HiResCAM differ at the last layer.
+    * ``"hidden"``: the same with a hidden layer at each position before the pooling,
+      Dense(HIDDEN_UNITS, ReLU) on each of the 7x7 positions of the backbone's last activation
+      (a 1x1 convolution) -> pooling -> dropout -> logits. There, the methods' default target
+      layer, the ReLU's mask makes dy^c/dA^k_ij depend on the position: CAM is not defined,
+      Grad-CAM differs from HiResCAM and Grad-CAM++ from LayerCAM (``camcore.models``).
     * ``"small_smoothing"``, ``"small_no_smoothing"``: chapter 5's small models (100 training
       and 40 test images per class, 10 epochs), label smoothing 0.1 and 0.
     * ``"shortcut"``: chapter 13's, 300 training images per class, the cue on every glacier image.

@@ -45,9 +45,9 @@ SHA256 = {
     "book_classifier.npz":
         "4c14e62c754ac9be132607a37668f99433cb1633d0179aa661cf54a8d49d5a09",
     "book_hidden.json":
-        "eccc69b79d92c93c732c5413373680e31bf60ba254cce253a05019a50ea1e5a6",
+        "feb56ce6e37eeac15733fd53a3af8ca38d866a253306eee7e18eb2f46de300f6",
     "book_hidden.npz":
-        "4b60f54b6ff8aace194ccfb72da7ce99d15b3764d4b7d63dcdb393ee3383ea33",
+        "69d8845b6a2bec22f7233bab372fd185f96eeca535479d433d3b27a4a48a2762",
     "book_shortcut.json":
         "25444c6509e259bbbc1eb3cbdca4e4dc85440b9c5aeb508a29597ebe04820856",
     "book_shortcut.npz":
@@ -110,12 +110,7 @@ def trained_layers(model: keras.Model, backbone: str, frozen_until: str | None =
     """The layers fine-tuning changes, by name: every layer with weights above the frozen part."""
     spec = get_backbone(backbone)
     split = split_model(model, f"{backbone}/{frozen_until or spec.frozen_until}")
-    layers = {}
-    for part in split.head_parts:
-        for layer in part.layers:
-            if layer.weights and not isinstance(layer, keras.Model):
-                layers[layer.name] = layer
-    return layers
+    return {layer.name: layer for layer in split.layers_above if layer.weights}
 
 
 def _arrays(model: keras.Model, recipe: dict, dtype: str) -> dict[str, np.ndarray]:

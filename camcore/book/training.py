@@ -58,7 +58,7 @@ class Recipe:
     seed: int = 0
     cue_class: str | None = None  # stamp camcore.book.shortcut's cue on this class (train and test)
     train_batch_norm: bool = False  # True: the top block's batch norms train (batch statistics)
-    hidden_units: int | None = None  # a hidden layer: pooling -> Dense(units, ReLU) -> logits
+    hidden_units: int | None = None  # a hidden layer at each position: Dense(units, ReLU) -> pool
 
     def key(self, data_fingerprint: str | None = None) -> str:
         """The cache file's name: the fields that change the model, then ``-data<fingerprint>``."""
@@ -71,8 +71,8 @@ class Recipe:
             parts.append(f"cue-{self.cue_class}")
         if self.train_batch_norm:
             parts.append("bntrain")
-        if self.hidden_units:
-            parts.append(f"h{self.hidden_units}")
+        if self.hidden_units:  # "hpos": at each position, before the pooling (not "h": after)
+            parts.append(f"hpos{self.hidden_units}")
         if data_fingerprint:
             parts.append(f"data{data_fingerprint}")
         return "-".join(parts)
@@ -98,12 +98,12 @@ def describe(recipe: Recipe) -> str:
     fine-tuned: pooling -> dropout -> Dense(6) logits -> softmax; label smoothing 0.1, 6 epochs,
     all training images".
     """
-    hidden = (f" -> Dense({recipe.hidden_units}, ReLU) -> dropout" if recipe.hidden_units
-              else "")
+    hidden = (f"Dense({recipe.hidden_units}, ReLU) at each position (a 1x1 convolution) -> "
+              if recipe.hidden_units else "")
     subset = (f"{recipe.per_class} training images per class" if recipe.per_class
               else "all training images")
     text = (f"{recipe.backbone} (ImageNet weights) with its top block and a new head fine-tuned: "
-            f"pooling -> dropout{hidden} -> Dense({len(CLASS_NAMES)}) logits -> softmax; "
+            f"{hidden}pooling -> dropout -> Dense({len(CLASS_NAMES)}) logits -> softmax; "
             f"label smoothing {recipe.label_smoothing:g}, {recipe.epochs} epochs, {subset}")
     if recipe.test_per_class:
         text += f", tested on {recipe.test_per_class} test images per class"
@@ -151,7 +151,7 @@ def _all_layers(models):
 
 def _top_model(split) -> keras.Model:
     """The trainable part as one Keras model: frozen activations -> logits."""
-    inputs = keras.Input(split.feature_parts[-1].outputs[0].shape[1:], name="frozen_features")
+    inputs = keras.Input(split.activation_shape, name="frozen_features")
     return keras.Model(inputs, split.head(inputs), name="top")
 
 
@@ -211,7 +211,7 @@ def fine_tune(recipe: Recipe | None = None, data_dir=None, verbose: int = 1):
     report.seconds.update(seconds)
 
     top = _top_model(split)
-    for layer in _all_layers(split.head_parts):  # batch-norm statistics stay ImageNet's
+    for layer in split.layers_above:  # batch-norm statistics stay ImageNet's
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = recipe.train_batch_norm
     steps = recipe.epochs * -(-len(train_labels) // recipe.batch_size)
