@@ -140,7 +140,7 @@ def notebook_images(path: Path) -> int:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(path, as_version=4))
-    return body.count('<img src="data:image/')
+    return len(re.findall(r'<img[^>]*\bsrc="data:image/', body))
 
 
 @pytest.mark.parametrize("page_name", FIGURE_CHAPTERS)
