@@ -1,4 +1,4 @@
-# Two commands on a fresh machine (Python >= 3.10 and make):
+# Two commands on a fresh machine (Python >= 3.11 and make):
 #   make book   set up .venv and build the book (HTML, from the committed notebooks, offline)
 #   make test   set up .venv; ruff, unit tests, every chapter under nbval in quick mode, the book
 #               build with warnings as errors, and the rendered pages in headless Chromium

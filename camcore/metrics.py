@@ -10,8 +10,8 @@ logits), on raw RGB images in [0, 255], where a masked pixel is black.
       % Increase in Confidence = 100 * mean_i 1[O_i > Y_i]
       Win % of method a over b = 100 * mean_i 1[O_i^a > O_i^b]   (ties count one half each)
 
-* Spread: a percentile bootstrap interval over images for the mean of any per-image score, and
-  for the mean of a paired difference between two methods on the same images.
+* Comparing two methods on these scores is ``camcore.stats``'s job (the book's one decision
+  rule: paired, family-corrected intervals and verdicts).
 
 * Area-matched removal: Average Drop keeps the image under the whole map, so a method with
   larger maps keeps more of the image. ``top_fraction_masks`` gives every method the same share
@@ -37,8 +37,6 @@ values, classes in range, heatmaps in [0, 1] at the images' size, valid ``step``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import keras
 import numpy as np
@@ -52,7 +50,6 @@ from camcore.checks import (
     check_images,
     check_number,
     check_scores,
-    check_seed,
 )
 from camcore.methods import logits_and_probabilities
 from camcore.model_split import split_model
@@ -234,87 +231,6 @@ def per_image_drop(y, o) -> np.ndarray:
                          "class no probability on the image itself, so a drop relative to Y is "
                          "undefined. Explain the predicted class, or leave those images out.")
     return 100 * np.maximum(0.0, y - o) / y
-
-
-def bootstrap_ci(values, level: float = 0.95, n_resamples: int = 2000, seed: int = 0):
-    """Percentile bootstrap interval ``(low, high)`` for the mean of per-image ``values``.
-
-    Images are resampled with replacement ``n_resamples`` times; the interval holds the central
-    ``level`` of the resampled means (Efron's percentile method).
-
-    Parameters
-    ----------
-    values : array-like (N,), N >= 2
-        One finite value per image.
-    level : float in (0, 1]
-    n_resamples : int
-    seed : int
-
-    Returns
-    -------
-    (float, float)
-
-    Examples
-    --------
-    >>> bootstrap_ci(np.full(50, 3.0))          # no spread, no interval
-    (3.0, 3.0)
-    """
-    values = check_scores(values, "values", probabilities=False)
-    if len(values) < 2:
-        raise ValueError(f"bootstrap_ci needs a 1-D array of at least 2 per-image values; got "
-                         f"shape {values.shape}")
-    level = check_number(level, "level", 0, 1, low_open=True)
-    n_resamples = check_count(n_resamples, "n_resamples")
-    idx = np.random.default_rng(check_seed(seed)).integers(0, len(values),
-                                                           (n_resamples, len(values)))
-    means = values[idx].mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
-
-
-@dataclass(frozen=True)
-class PairedDifference:
-    """The mean over images of a - b (two methods' per-image scores), with its interval."""
-
-    mean: float
-    low: float
-    high: float
-
-    @property
-    def excludes_zero(self) -> bool:
-        """True when the interval lies wholly on one side of 0: the two methods differ."""
-        return self.low > 0 or self.high < 0
-
-
-def paired_difference(a, b, level: float = 0.95, n_resamples: int = 2000,
-                      seed: int = 0) -> PairedDifference:
-    """Mean of the per-image differences d_i = a_i - b_i and its percentile bootstrap interval.
-
-    Pairing by image removes the images' own spread (some are hard for every method), so the
-    interval is that of the difference, not of two overlapping means.
-
-    Parameters
-    ----------
-    a, b : array-like (N,)
-        Two methods' per-image scores on the same images, in the same order.
-    level, n_resamples, seed
-        As for ``bootstrap_ci``.
-
-    Returns
-    -------
-    PairedDifference
-        ``mean``, ``low``, ``high``, ``excludes_zero``.
-
-    Examples
-    --------
-    >>> d = paired_difference([3.0, 5.0, 4.0], [1.0, 3.0, 2.0])
-    >>> d.mean, d.excludes_zero
-    (2.0, True)
-    """
-    a = check_scores(a, "a", probabilities=False)
-    b = check_scores(b, "b", len(a), probabilities=False)
-    d = a - b
-    return PairedDifference(float(d.mean()), *bootstrap_ci(d, level, n_resamples, seed))
 
 
 def top_fraction_masks(heatmaps, fraction: float) -> np.ndarray:

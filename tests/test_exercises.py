@@ -1052,11 +1052,6 @@ def test_right_values_in_a_wrong_shape_are_told_apart(capsys):
     assert "your values are right, but their shape is (2, 1, 1, 6)" in capsys.readouterr().out
 
 
-def test_the_old_name_of_the_gamma_checker_still_works(capsys):
-    assert ex.check_grad_cam_plus_plus_alpha(gamma_chapter)
-    assert "gamma_ij^kc = g^2 / (2 g^2 + S_k g^3)" in capsys.readouterr().out
-
-
 # --------------------------------------------------------------------------------------------
 # The test cases themselves: not degenerate, and every named mistake tells apart
 # --------------------------------------------------------------------------------------------

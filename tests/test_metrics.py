@@ -108,16 +108,6 @@ SCORE_MISUSE = {  # call -> the message it must raise
                                                           r"Logits\?"),
     "drop, 2-D": (lambda: average_drop(Y[None], O[None]), r"one value per image, a 1-D array"),
     "drop, strings": (lambda: average_drop(["a", "b"], O[:2]), r"y must be numbers; got list"),
-    "bootstrap, NaN ((nan, nan) before)": (lambda: metrics.bootstrap_ci(NAN),
-                                           r"values #1: NaN or infinite"),
-    "bootstrap, level 0": (lambda: metrics.bootstrap_ci(Y, level=0),
-                           r"level must be a number in \(0, 1\]; got 0"),
-    "bootstrap, n_resamples 1.5": (lambda: metrics.bootstrap_ci(Y, n_resamples=1.5),
-                                   r"n_resamples must be an integer >= 1"),
-    "bootstrap, seed 'abc'": (lambda: metrics.bootstrap_ci(Y, seed="abc"),
-                              r"seed must be an integer >= 0"),
-    "paired, NaN": (lambda: metrics.paired_difference(NAN, Y), r"a #1: NaN"),
-    "paired, lengths": (lambda: metrics.paired_difference(Y, Y[:3]), r"b has 3 values"),
     "top fraction, a 2-D map": (lambda: metrics.top_fraction_masks(random_maps(1)[0], 0.5),
                                 r"one map of shape \(8, 8\)\. Add a batch axis"),
     "top fraction, 0": (lambda: metrics.top_fraction_masks(random_maps(2), 0),
@@ -187,21 +177,6 @@ def test_class_probabilities_checks_classes(mask_model):
                                mask_model(WHITE).numpy()[[0, 1], [0, 1]], atol=1e-6)
 
 
-def test_bootstrap_ci_known_answers(rng):
-    from camcore import metrics
-
-    assert metrics.bootstrap_ci(np.full(50, 3.0)) == (3.0, 3.0)  # no spread, no interval
-    values = rng.normal(10.0, 2.0, 400)
-    low, high = metrics.bootstrap_ci(values)
-    half = 1.96 * values.std() / np.sqrt(len(values))  # the normal-theory interval
-    assert low < values.mean() < high
-    assert (high - low) / 2 == pytest.approx(half, rel=0.1)
-    half_low, half_high = metrics.bootstrap_ci(values, level=0.5)
-    assert half_high - half_low < high - low
-    with pytest.raises(ValueError, match="at least 2 per-image values"):
-        metrics.bootstrap_ci([1.0])
-
-
 def test_per_image_drop_averages_to_average_drop():
     from camcore import metrics
 
@@ -211,28 +186,8 @@ def test_per_image_drop_averages_to_average_drop():
 
 
 # --------------------------------------------------------------------------------------------
-# Paired differences, area-matched masks, ROAD
+# Area-matched masks, ROAD
 # --------------------------------------------------------------------------------------------
-def test_paired_difference_known_answers(rng):
-    from camcore import metrics
-
-    b = rng.normal(50, 20, 300)  # images differ a lot from each other ...
-    exact = metrics.paired_difference(b + 2.0, b)  # ... but a is always exactly 2 above b
-    assert (exact.mean, exact.low, exact.high) == pytest.approx((2.0, 2.0, 2.0))
-    assert exact.excludes_zero
-    a = b + 2.0 + rng.normal(0, 1, 300)
-    paired = metrics.paired_difference(a, b)
-    assert paired.excludes_zero and paired.low > 1.5 and paired.high < 2.5
-    # the unpaired intervals of the two means overlap: only pairing separates them
-    low_a, _ = metrics.bootstrap_ci(a)
-    _, high_b = metrics.bootstrap_ci(b)
-    assert low_a < high_b
-    same = metrics.paired_difference(b + rng.normal(0, 1, 300), b)
-    assert not same.excludes_zero and same.low < 0 < same.high
-    with pytest.raises(ValueError, match="one value per image"):
-        metrics.paired_difference(a, b[:10])
-
-
 @pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5, 1.0])
 def test_top_fraction_masks_keep_exactly_that_share(rng, fraction):
     from camcore import metrics

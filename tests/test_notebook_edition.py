@@ -20,6 +20,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+# Every notebook of the book, the pages after the chapters too: none may show raw MyST
+PAGES = CHAPTERS + [ROOT / "chapters" / f"{name}.ipynb"
+                    for name in ("claims", "teachers_guide", "appendix_peers")]
 RAW = re.compile(r"\{(glue|ref|cite|numref|doc|eq|note|warning|tip|important|exercise|solution"
                  r"|admonition|figure|math|bibliography|dropdown)[^}\n]*\}|:::|^\(\w[\w-]*\)=",
                  re.M)
@@ -46,14 +49,14 @@ def test_every_chapter_is_checked():
     assert len(CHAPTERS) >= 13, [p.name for p in CHAPTERS]
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.stem)
 def test_jupyter_shows_no_raw_myst(path):
     text = visible_text(rendered(path))
     hits = sorted({m.group(0) for m in RAW.finditer(text)})
     assert not hits, f"{path.name} shows raw MyST in Jupyter: {hits}"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.stem)
 def test_prose_cells_and_solutions_are_hidden_everywhere(path):
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "notebook_edition.py"),
                              "--check", str(path)], capture_output=True, text=True)

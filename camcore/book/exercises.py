@@ -722,7 +722,6 @@ def check_grad_cam_plus_plus_gamma(fn) -> bool:
                   "np.sum(A, axis=(1, 2), keepdims=True).")
 
 
-check_grad_cam_plus_plus_alpha = check_grad_cam_plus_plus_gamma  # the name before gamma
 
 
 # --------------------------------------------------------------------------------------------
