@@ -185,3 +185,19 @@ def test_classifier_with_an_unwritable_cache_is_the_shipped_one(book, tmp_path, 
         model, report = book().classifier()
     assert "shipped classifier" in capsys.readouterr().out
     assert model.get_layer("probs").class_names == camcore.CLASS_NAMES
+
+
+def test_the_chapter_note_says_when_quick_mode_was_set_too_late(monkeypatch, capsys):
+    """`%env CAMCORE_QUICK=1` after camcore was imported changes nothing: the note says so,
+    and reports the mode the kernel actually runs."""
+    from camcore import book
+
+    monkeypatch.setattr(book, "QUICK", False)
+    monkeypatch.setenv("CAMCORE_QUICK", "0")
+    book.chapter_note("05_grad_cam")
+    assert "**full mode**" in capsys.readouterr().out
+    monkeypatch.setenv("CAMCORE_QUICK", "1")  # set after the import
+    book.chapter_note("05_grad_cam")
+    out = capsys.readouterr().out
+    assert "**full mode**" in out and "CAMCORE_QUICK changed after camcore was imported" in out
+    assert "restart the kernel" in out

@@ -23,7 +23,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 PAGES = [Path(TOC["root"]).name] + [Path(c["file"]).name for c in TOC["chapters"]]  # every page
-FIGURE_CHAPTERS = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+# Every numbered chapter but the introduction (prose, a plan and a table of notation) shows figures
+FIGURE_CHAPTERS = sorted(p.stem for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")
+                         if p.stem != "01_introduction")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

@@ -65,8 +65,12 @@ def minutes() -> dict:
     return json.loads(MINUTES.read_text())
 
 
-def _mode() -> str:
-    return "quick" if os.environ.get("CAMCORE_QUICK") == "1" else "full"
+def _switched_after_import(quick: bool, backbone: str) -> list[str]:
+    """The switches set after camcore.book was imported, which this kernel does not see."""
+    now = {"CAMCORE_QUICK": os.environ.get("CAMCORE_QUICK") == "1",
+           "CAMCORE_BACKBONE": os.environ.get("CAMCORE_BACKBONE", "efficientnet_lite0")}
+    used = {"CAMCORE_QUICK": quick, "CAMCORE_BACKBONE": backbone}
+    return [name for name in now if now[name] != used[name]]
 
 
 def chapter_note(chapter: str) -> None:
@@ -83,8 +87,13 @@ def chapter_note(chapter: str) -> None:
         data = f"the data in `{find_dataset(download=False)}`"
     except DatasetNotFoundError:
         data = "the dataset, downloaded by kagglehub when the first cell needs it"
-    mode = _mode()
-    backbone = os.environ.get("CAMCORE_BACKBONE", "efficientnet_lite0")
+    from camcore import book  # the switches as this kernel read them, at import
+
+    mode, backbone = ("quick" if book.QUICK else "full"), book.BACKBONE
+    late = _switched_after_import(book.QUICK, book.BACKBONE)
+    restart = (f" **{' and '.join(late)} changed after camcore was imported, so this kernel "
+               "still runs the settings above: restart the kernel (Colab: Runtime → Restart "
+               "session), then run all.**" if late else "")
     note(f"""
         This chapter takes about {timing['full']:.1f} min on 2 CPUs in full mode, and
         {timing['quick']:.1f} min in quick mode (a few images and short trainings: the numbers
@@ -92,5 +101,5 @@ def chapter_note(chapter: str) -> None:
         to quick mode on Colab or a slow laptop, run `%env CAMCORE_QUICK=1` in a first cell;
         `%env CAMCORE_BACKBONE=resnet50` switches to the article's ResNet50 (its weights
         download from the internet). This run: **{mode} mode**, backbone `{backbone}`, {data}.
-        Every number and verdict in the text below is computed from this run.""",
+        Every number and verdict in the text below is computed from this run.{restart}""",
          label="Before you run it")
