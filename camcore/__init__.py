@@ -59,3 +59,16 @@ __all__ = [
     "logits_and_probabilities", "normalize_maps", "overlay", "register", "score_cam",
     "show_grid", "split_model", "upsample",
 ]
+
+_MOVED = {name: f"camcore.book.{name}" for name in (
+    "training", "shipped", "exercises", "collages", "confusion", "shortcut", "prose")}
+
+
+def __getattr__(name):
+    """``camcore.training`` and the other modules that serve only the book live in
+    ``camcore.book``: say where, instead of a bare AttributeError."""
+    if name in _MOVED:
+        raise AttributeError(
+            f"camcore has no attribute {name!r}: the module is {_MOVED[name]} "
+            f"(it serves the book). Import it with `from camcore.book import {name}`.")
+    raise AttributeError(f"module 'camcore' has no attribute {name!r}")

@@ -422,3 +422,14 @@ def test_legacy_pth_refuses_a_pickle_that_runs_code(tmp_path, where):
             r".*nothing in it was run")):
         read_legacy_pth(path)
     assert not proof.exists()
+
+
+def test_a_book_module_asked_of_camcore_says_where_it_lives():
+    moved = r"camcore\.book\.training.*from camcore\.book import training"
+    with pytest.raises(AttributeError, match=moved):
+        camcore.training  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        camcore.nonsense  # noqa: B018
+    from camcore.book import training  # the README's import works
+
+    assert callable(training.load_or_train)
