@@ -126,10 +126,10 @@ def _finite_1d(values, name: str) -> np.ndarray:
     if x.ndim != 1:
         raise ValueError(f"{name} must be one value per image (1-D); got shape {x.shape}")
     if len(x) == 0:
-        raise ValueError(f"{name} is empty: a comparison needs at least one value per side")
+        raise ValueError(f"{name} are empty: a comparison needs at least one value per side")
     bad = np.flatnonzero(~np.isfinite(x))
     if bad.size:
-        raise ValueError(f"{name} holds NaN or infinite values (at {bad[:5].tolist()}): drop "
+        raise ValueError(f"{name} hold NaN or infinite values (at {bad[:5].tolist()}): drop "
                          "the images whose measure is undefined, and say so, before comparing")
     return x
 

@@ -916,7 +916,7 @@ def test_a_wrong_variant_that_changes_the_model_spoils_no_later_attempt(capsys):
     """The first version kept one shared model: this vandal passed, then every right answer
     failed until the kernel restarted."""
     assert ex.check_logit_gradients(grad_then_vandalise)
-    assert "note: your function changed the model's weights" in capsys.readouterr().out
+    assert capsys.readouterr().out.count("note: your function changed the model's weights") == 1
     assert ex.check_logit_gradients(grad_chapter)
     assert ex.toy_classifier().get_weights()[4].any()
 

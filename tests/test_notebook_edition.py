@@ -110,3 +110,26 @@ def test_nothing_relies_on_raises_exception():
     for path in ROOT.glob("chapters/*.ipynb"):
         for cell in nbformat.read(path, as_version=4).cells:
             assert "raises-exception" not in cell.metadata.get("tags", []), path.name
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_the_first_note_states_the_measured_minutes(path):
+    """Each chapter's first note reads camcore/book/minutes.json when the chapter runs, and
+    scripts/execute_book.py then writes the chapter's new full-mode minutes there: so the
+    committed note gives the previous measurement. It must agree with the table within
+    run-to-run noise on an idle machine (25 %, or 0.3 min for short chapters); a table
+    measured on a loaded machine, or notes left from an older table, fail."""
+    import json
+
+    table = json.loads((ROOT / "camcore" / "book" / "minutes.json").read_text())[path.stem]
+    nb = nbformat.read(path, as_version=4)
+    note = next(cell for cell in nb.cells if "chapter_note(" in cell.source)
+    text = "".join(out.get("data", {}).get("text/markdown", "") for out in note.outputs)
+    match = re.search(r"about ([\d.]+) min on 2 CPUs in full mode, and\s+>?\s*([\d.]+) min in "
+                      r"quick mode", text)
+    assert match, f"{path.name}: its first note states no minutes: {text[:200]!r}"
+    for stated, mode in zip(map(float, match.groups()), ("full", "quick")):
+        measured = table[mode]
+        assert abs(stated - measured) <= max(0.3, 0.25 * measured), (
+            f"{path.name}: its note says {stated} min in {mode} mode, minutes.json "
+            f"{measured}: re-execute the chapter (make execute) on an idle machine")

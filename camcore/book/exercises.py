@@ -272,23 +272,29 @@ def _judge(got, case: _Case, formula: str, shape_note: str, rescaled: str, rtol:
     return False
 
 
-def _note_if_changed(models):
-    for model, before in models:
-        if any(not np.array_equal(w, b) for w, b in zip(model.get_weights(), before)):
-            print("  note: your function changed the model's weights (set_weights, fit, an "
-                  "assignment?). The checker gives every call a fresh copy, but in your own "
-                  "notebook the model stays changed: compute the gradient without touching it.")
+def _changed(models) -> bool:
+    """Whether the student's function changed any of these models' weights."""
+    return any(not np.array_equal(w, b) for model, before in models
+               for w, b in zip(model.get_weights(), before))
+
+
+CHANGED_NOTE = ("  note: your function changed the model's weights (set_weights, fit, an "
+                "assignment?). The checker gives every call a fresh copy, but in your own "
+                "notebook the model stays changed: compute the gradient without touching it.")
 
 
 def _check(fn, cases, formula: str, shape_note: str, hint: str, none_hint=None,
            rescaled: str = "", rtol: float = 1e-4, atol: float = 1e-6) -> bool:
     """Run ``fn`` on each case, fresh arguments each time; print one verdict."""
+    noted = False
     for i, case in enumerate(cases):
         args = case.args()
         models = [(a, a.get_weights()) for a in args if isinstance(a, keras.Model)]
         got = _call(fn, args, hint, none_hint)
         right = got is not None and _judge(got, case, formula, shape_note, rescaled, rtol, atol)
-        _note_if_changed(models)
+        if not noted and _changed(models):
+            print(CHANGED_NOTE)  # once per check, not once per case
+            noted = True
         if not right:
             if i:
                 print(f"  (your function passed the first test case; this one has {case.label}.)")
