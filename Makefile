@@ -32,7 +32,8 @@ unit: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# Re-execute every page in place, in full mode, on the real data (about 35 minutes on 2 cores).
+# Re-execute every page in place, in full mode, on the real data (about an hour on 2 cores:
+# the chapters' full minutes are in camcore/book/minutes.json).
 execute: setup
 	$(PY) scripts/execute_book.py
 

@@ -133,3 +133,16 @@ def test_the_first_note_states_the_measured_minutes(path):
         assert abs(stated - measured) <= max(0.3, 0.25 * measured), (
             f"{path.name}: its note says {stated} min in {mode} mode, minutes.json "
             f"{measured}: re-execute the chapter (make execute) on an idle machine")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_the_committed_chapters_use_the_shipped_classifiers(path):
+    """A reader who opens a chapter alone gets the shipped classifier and the committed numbers;
+    a book executed after chapter 3 cached its own model would show another model's numbers
+    (scripts/execute_book.py runs chapter 3 in a temporary cache to prevent it)."""
+    nb = nbformat.read(path, as_version=4)
+    printed = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                      for out in cell.outputs if out.get("output_type") == "stream")
+    assert "found in the cache: trained on" not in printed, (
+        f"{path.name} was executed with a classifier from the cache, not the shipped one: "
+        "re-execute it with scripts/execute_book.py")
