@@ -41,6 +41,34 @@ class CaffePreprocess(keras.layers.Layer):
         return x[..., ::-1] - keras.ops.convert_to_tensor(self.MEAN_BGR, dtype=x.dtype)
 
 
+@keras.saving.register_keras_serializable(package="camcore")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` whose inference runs as one fused TensorFlow op.
+
+    With the moving statistics, y = gamma (x - mu) / sqrt(sigma^2 + eps) + beta, the same
+    formula as Keras; Keras 3 computes it as a chain of elementwise operations over the whole
+    activation, TensorFlow's ``FusedBatchNormV3`` in one pass. On 2 CPUs the book's
+    EfficientNet-Lite0 forward pass runs about 1.3x faster (``scripts/benchmark.py`` prints
+    the figure); the outputs agree within float32 rounding. Training with batch statistics,
+    other backends, dtypes than float32 and inputs that are not (N, H, W, C) use Keras's call.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if ((training and self.trainable) or keras.backend.backend() != "tensorflow"
+                or self.compute_dtype != "float32" or len(inputs.shape) != 4
+                or self.axis not in (-1, 3)):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        mean = keras.ops.convert_to_tensor(self.moving_mean)
+        scale = keras.ops.convert_to_tensor(self.gamma) if self.scale else tf.ones_like(mean)
+        offset = keras.ops.convert_to_tensor(self.beta) if self.center else tf.zeros_like(mean)
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            inputs, scale, offset, mean, keras.ops.convert_to_tensor(self.moving_variance),
+            epsilon=self.epsilon, is_training=False)
+        return y
+
+
 # --------------------------------------------------------------------------------------------
 # EfficientNet-Lite0
 # --------------------------------------------------------------------------------------------
@@ -71,7 +99,7 @@ def _conv_bn(x, filters, kernel, stride, name, activation=True, depthwise=False)
         bn_name = {"stem_": "stem_bn", "top_": "top_bn"}.get(name, name + "bn")
         act_name = {"stem_": "stem_activation",
                     "top_": "top_activation"}.get(name, name + "activation")
-    x = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=bn_name)(x)
+    x = FusedBatchNormalization(epsilon=_BN_EPSILON, name=bn_name)(x)
     if activation:
         x = keras.layers.ReLU(max_value=6.0, name=act_name)(x)
     return x
@@ -101,11 +129,11 @@ def efficientnet_lite0(input_shape=(224, 224, 3), include_top=False) -> keras.Mo
             if expand != 1:
                 x = keras.layers.Conv2D(in_channels * expand, 1, use_bias=False,
                                         name=f"{name}expand_conv")(x)
-                x = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}expand_bn")(x)
+                x = FusedBatchNormalization(epsilon=_BN_EPSILON, name=f"{name}expand_bn")(x)
                 x = keras.layers.ReLU(max_value=6.0, name=f"{name}expand_activation")(x)
             x = _conv_bn(x, None, kernel, block_stride, name, depthwise=True)
             x = keras.layers.Conv2D(out_channels, 1, use_bias=False, name=f"{name}project_conv")(x)
-            x = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}project_bn")(x)
+            x = FusedBatchNormalization(epsilon=_BN_EPSILON, name=f"{name}project_bn")(x)
             if block_stride == 1 and in_channels == out_channels:
                 x = keras.layers.Add(name=f"{name}add")([x, shortcut])
             in_channels = out_channels

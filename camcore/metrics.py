@@ -324,7 +324,9 @@ def deletion_insertion(model, images, heatmaps, classes, step: int | None = None
     """RISE deletion and insertion curves, ``(deletion, insertion)``.
 
     Pixel order: decreasing heatmap value, ties broken by position (stable sort); ``step``
-    pixels change per step.
+    pixels change per step. The states of several images go through the model together,
+    ``batch_size`` at a time, and the ends every map shares (the image, its blurred copy,
+    the black image) are scored once.
 
     Parameters
     ----------
@@ -364,15 +366,41 @@ def deletion_insertion(model, images, heatmaps, classes, step: int | None = None
     rank = rank.reshape(n, h, w, 1)
     blurred = blur(x)
     curves = np.zeros((2, n, n_steps + 1))
+    # The ends are the same for every map: deletion starts at the image and ends black,
+    # insertion starts blurred and ends at the image. They are scored once each.
+    _, black = logits_and_probabilities(model, np.zeros((1, h, w, 3), np.float32), 1, None)
+    curves[0, :, n_steps] = black[0, classes]
+    ends = np.concatenate([x, blurred])
+    p_ends = class_probabilities(model, ends, np.concatenate([classes, classes]),
+                                 batch_size, None)
+    curves[0, :, 0] = curves[1, :, n_steps] = p_ends[:n]
+    curves[1, :, 0] = p_ends[n:]
+    # The steps in between, batch_size states at a time across images.
+    inner = np.arange(1, n_steps) * step
+    pending, rows = [], []
     bar = Progress(n, "images", label="Deletion and insertion",
                    quiet=not progress or n * n_steps <= PROGRESS_AFTER)
+
+    def score(count):
+        states, where = np.concatenate(pending), np.concatenate(rows)
+        p = class_probabilities(model, states[:count], classes[where[:count, 1]],
+                                batch_size, None)
+        curves[where[:count, 0], where[:count, 1], where[:count, 2]] = p
+        pending[:], rows[:] = [states[count:]], [where[count:]]
+
     for i in range(n):
-        shown = rank[i][None] < (np.arange(n_steps + 1) * step)[:, None, None, None]
-        deleted = np.where(shown, 0.0, x[i])  # the top-ranked pixels turn black
-        inserted = np.where(shown, x[i], blurred[i])  # the top-ranked pixels come back
-        for k, states in enumerate((deleted, inserted)):
-            curves[k, i] = class_probabilities(model, states, classes[i], batch_size, None)
+        shown = rank[i][None] < inner[:, None, None, None]
+        pending += [np.where(shown, 0.0, x[i]),  # the top-ranked pixels turn black
+                    np.where(shown, x[i], blurred[i])]  # the top-ranked pixels come back
+        rows += [np.array([(kind, i, t) for t in range(1, n_steps)], np.int64).reshape(-1, 3)
+                 for kind in (0, 1)]
+        waiting = sum(len(part) for part in pending)
+        if waiting >= batch_size:
+            score(waiting - waiting % batch_size)
         bar.add(1)
+    waiting = sum(len(part) for part in pending)
+    if waiting:
+        score(waiting)
     bar.close()
     return curves[0], curves[1]
 

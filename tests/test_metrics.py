@@ -80,6 +80,30 @@ def test_insertion_ideal_curve(mask_model):
     assert auc(random).max() < auc(insertion).min() - 0.05
 
 
+@pytest.mark.parametrize("step, batch_size", [(5, 3), (1, 32), (64, 2), (100, 4)])
+def test_curves_match_a_state_by_state_reference(mask_model, step, batch_size):
+    """Batched across images, ends scored once: the same curves as scoring every state of
+    every image on its own (step 5 leaves a short last step; 64 and 100 give one step)."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 255, (5, SIZE, SIZE, 3)).astype(np.float32)
+    x[:, MASK > 0] = 255.0 * rng.uniform(0.8, 1.0, (5, 4, 1))  # p_0 away from 0 and 1
+    maps, classes = random_maps(5, seed=4), np.array([0, 1, 0, 0, 1])
+    deletion, insertion = deletion_insertion(mask_model, x, maps, classes, step=step,
+                                             batch_size=batch_size, progress=False)
+    blurred = metrics.blur(x)
+    n_steps = -(-SIZE * SIZE // step)
+    assert deletion.shape == insertion.shape == (5, n_steps + 1)
+    for i in range(5):
+        order = np.argsort(-maps[i].ravel(), kind="stable")
+        for t in range(n_steps + 1):
+            shown = np.zeros(SIZE * SIZE, bool)
+            shown[order[:t * step]] = True
+            shown = shown.reshape(SIZE, SIZE, 1)
+            states = np.stack([np.where(shown, 0.0, x[i]), np.where(shown, x[i], blurred[i])])
+            p = mask_model(states).numpy()[:, classes[i]]
+            np.testing.assert_allclose([deletion[i, t], insertion[i, t]], p, atol=1e-6)
+
+
 def test_auc_and_win_percent_by_hand():
     assert auc([1.0, 0.5, 0.0]) == pytest.approx(0.5)
     assert auc([0.0, 1.0, 1.0, 1.0, 1.0]) == pytest.approx(0.875)

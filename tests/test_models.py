@@ -626,3 +626,60 @@ def test_a_head_pooling_first_makes_grad_cam_equal_hires_cam():
     hires = camcore.hires_cam(pooled_first, image, classes=0)
     np.testing.assert_allclose(grad.maps.ravel(), [0, 1, 0.5], atol=1e-6)
     np.testing.assert_allclose(hires.maps, grad.maps, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# FusedBatchNormalization: Keras's batch norm, its inference in one TensorFlow op
+# --------------------------------------------------------------------------------------------
+def _batch_norms(seed=0):
+    """A Keras BatchNormalization and a FusedBatchNormalization with the same random state."""
+    rng = np.random.default_rng(seed)
+    weights = [rng.uniform(0.5, 2, 5), rng.normal(size=5), rng.normal(size=5),
+               rng.uniform(0.1, 3, 5)]  # gamma, beta, moving mean, moving variance
+    layers = (keras.layers.BatchNormalization(epsilon=1e-3),
+              backbones.FusedBatchNormalization(epsilon=1e-3))
+    for layer in layers:
+        layer.build((None, 4, 4, 5))
+        layer.set_weights([w.astype(np.float32) for w in weights])
+    return layers
+
+
+def test_fused_batch_norm_is_keras_batch_norm_in_inference():
+    """y = gamma (x - mu) / sqrt(var + eps) + beta: by hand, and as Keras computes it, with
+    the same gradient."""
+    keras_bn, fused = _batch_norms()
+    x = tf.constant(np.random.default_rng(1).normal(size=(3, 4, 4, 5)), tf.float32)
+    gamma, beta, mean, var = (w.numpy() for w in
+                              (fused.gamma, fused.beta, fused.moving_mean, fused.moving_variance))
+    by_hand = gamma * (x.numpy() - mean) / np.sqrt(var + 1e-3) + beta
+    grads = []
+    for layer in (keras_bn, fused):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=False)
+            total = tf.reduce_sum(y * tf.range(5, dtype=tf.float32))
+        np.testing.assert_allclose(y.numpy(), by_hand, rtol=1e-5, atol=1e-5)
+        grads.append(tape.gradient(total, x).numpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-6)
+
+
+def test_fused_batch_norm_trains_like_keras():
+    """With training=True (and trainable) Keras's own call runs: batch statistics, and the
+    moving statistics updated the same way; frozen (trainable=False) it stays in inference."""
+    keras_bn, fused = _batch_norms()
+    x = tf.constant(np.random.default_rng(2).normal(2, 3, size=(8, 4, 4, 5)), tf.float32)
+    np.testing.assert_allclose(fused(x, training=True).numpy(),
+                               keras_bn(x, training=True).numpy(), atol=1e-5)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), keras_bn.moving_mean.numpy(),
+                               atol=1e-6)
+    fused.trainable = keras_bn.trainable = False
+    np.testing.assert_allclose(fused(x, training=True).numpy(),
+                               keras_bn(x, training=False).numpy(), atol=1e-5)
+
+
+def test_lite0_uses_the_fused_batch_norm_and_it_serialises():
+    model = backbones.efficientnet_lite0()
+    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert norms and all(isinstance(l, backbones.FusedBatchNormalization) for l in norms)
+    copy = keras.layers.deserialize(keras.layers.serialize(norms[0]))
+    assert type(copy) is backbones.FusedBatchNormalization and copy.epsilon == norms[0].epsilon
