@@ -887,9 +887,10 @@ def score_cam(batch: LayerBatch, max_n=None):
     of ``score_cam_masks``, and L^c = ReLU(sum_k alpha_k^c A^k). This is the variant of the
     authors' code (whose numbers fill the paper's tables): the probability after one softmax
     over the logits, no baseline subtracted. The cost is one forward pass per image and channel
-    scored: N x K passes with ``max_n=None`` (K = 1280 on the book's model, about 10 s an image
-    on 2 CPU cores), N x ``max_n`` otherwise (the book uses 16 to 64). Masked images are built
-    and scored ``batch_size`` at a time, so memory does not grow with K.
+    scored: N x K passes with ``max_n=None`` (K = 1280 on the book's model, a few hundred of
+    them not constant: about 2.5 s an image on 2 CPU cores), N x ``max_n`` otherwise (the book
+    uses 16 to 128). Masked images are built and scored ``batch_size`` at a time, so memory
+    does not grow with K.
 
     Parameters
     ----------

@@ -10,6 +10,9 @@ Prints ms per image and peak memory, and checks the targets:
 
 * Grad-CAM and Grad-CAM++ cost at most 1.5x a forward pass of the same batch;
 * full Score-CAM costs at most 1.3x its K masked forward passes, timed in the same process;
+* EfficientNet-Lite0's forward pass with camcore's fused batch norm
+  (``backbones.FusedBatchNormalization``) costs at most 0.9x the same pass with Keras's own
+  batch-norm call (the same weights);
 * memory is flat in the number of images: each method's peak explaining 1,024 images exceeds
   its peak explaining 64 by at most 64 MB of allocator noise (the maps are computed a batch at a
   time; the result's heatmaps, 200 KB per image, are made only when read, so not counted);
@@ -51,6 +54,11 @@ def child(backbone, job, batch, max_n, n):
     import camcore
 
     weights = "imagenet"
+    if job == "forward, Keras batch norm":  # the same model, Keras's own batch-norm call
+        import keras
+        from camcore import backbones
+
+        backbones.FusedBatchNormalization.call = keras.layers.BatchNormalization.call
     try:
         model = camcore.build_classifier(backbone, camcore.CLASS_NAMES, weights=weights)
     except RuntimeError:  # ResNet50 offline: random weights cost the same time
@@ -60,7 +68,7 @@ def child(backbone, job, batch, max_n, n):
     x, source = _images(n)
 
     def run(images):
-        if job == "forward":
+        if job.startswith("forward"):
             camcore.logits_and_probabilities(model, images, batch_size=batch)
         elif job == "Score-CAM":
             camcore.score_cam(model, images, max_n=max_n, batch_size=batch, progress=False)
@@ -142,6 +150,10 @@ def main():
             verdicts.append((f"{backbone} {m} / forward pass", r[m]["ms_per_image"] / fwd, 1.5))
         ratio = r["Score-CAM"]["seconds"] / r["Score-CAM"]["masked_seconds"]
         verdicts.append((f"{backbone} Score-CAM / its masked forward passes", ratio, 1.3))
+        if backbone == "efficientnet_lite0":
+            keras_bn = measure(backbone, "forward, Keras batch norm", args.batch)
+            verdicts.append((f"{backbone} forward, fused / Keras batch norm",
+                             fwd / keras_bn["ms_per_image"], 0.9))
 
         print(f"{backbone}: memory, {FEW} vs {MANY} images")
         for job in ["CAM", "Grad-CAM", "Grad-CAM++", "Score-CAM"]:
