@@ -48,8 +48,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     With the moving statistics, y = gamma (x - mu) / sqrt(sigma^2 + eps) + beta, the same
     formula as Keras; Keras 3 computes it as a chain of elementwise operations over the whole
     activation, TensorFlow's ``FusedBatchNormV3`` in one pass. On 2 CPUs the book's
-    EfficientNet-Lite0 forward pass runs about 1.3x faster (``scripts/benchmark.py`` prints
-    the figure); the outputs agree within float32 rounding. Training with batch statistics,
+    EfficientNet-Lite0 forward pass ran 1.2x to 1.4x faster (``scripts/benchmark.py`` prints
+    the ratio); the outputs agree within float32 rounding. Training with batch statistics,
     other backends, dtypes than float32 and inputs that are not (N, H, W, C) use Keras's call.
     """
 
