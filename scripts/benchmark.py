@@ -56,6 +56,7 @@ def child(backbone, job, batch, max_n, n):
     weights = "imagenet"
     if job == "forward, Keras batch norm":  # the same model, Keras's own batch-norm call
         import keras
+
         from camcore import backbones
 
         backbones.FusedBatchNormalization.call = keras.layers.BatchNormalization.call
